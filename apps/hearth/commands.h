@@ -1,0 +1,23 @@
+// The hearth commands: each registers its CLI11 subcommand and runs it.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace hearth::app {
+
+/// Registers every subcommand on `app`.
+void register_commands(CLI::App& app);
+
+/// Runs the subcommand the user chose; returns the process exit code. Throws hearth::Error
+/// for bad input, which main() prints as one line.
+int run_selected(CLI::App& app);
+
+/// Adds a subcommand whose action is `run` (called after parsing).
+void add_command(CLI::App& app, CLI::App* sub, std::function<int()> run);
+
+// One per file.
+void register_show(CLI::App& app);
+
+}  // namespace hearth::app
