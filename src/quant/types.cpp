@@ -5,6 +5,7 @@
 #include <string>
 
 #include "hearth/error.h"
+#include "quant/convert.h"
 
 namespace hearth::quant {
 namespace {
@@ -14,20 +15,20 @@ using T = GgmlType;
 // Block sizes and bytes per block: formats.md §1.6. Conversion functions are filled in
 // for the types hearth implements.
 constexpr TypeTraits kTable[] = {
-    {T::F32, "F32", 1, 4, false, nullptr, nullptr, T::F32},
-    {T::F16, "F16", 1, 2, false, nullptr, nullptr, T::F16},
-    {T::Q4_0, "Q4_0", 32, 18, true, nullptr, nullptr, T::Q8_0},
+    {T::F32, "F32", 1, 4, false, to_float_f32, from_float_f32, T::F32},
+    {T::F16, "F16", 1, 2, false, to_float_f16, from_float_f16, T::F16},
+    {T::Q4_0, "Q4_0", 32, 18, true, to_float_q4_0, from_float_q4_0, T::Q8_0},
     {T::Q4_1, "Q4_1", 32, 20, true, nullptr, nullptr, T::Q8_1},
     {T::Q5_0, "Q5_0", 32, 22, true, nullptr, nullptr, T::Q8_0},
     {T::Q5_1, "Q5_1", 32, 24, true, nullptr, nullptr, T::Q8_1},
-    {T::Q8_0, "Q8_0", 32, 34, true, nullptr, nullptr, T::Q8_0},
+    {T::Q8_0, "Q8_0", 32, 34, true, to_float_q8_0, from_float_q8_0, T::Q8_0},
     {T::Q8_1, "Q8_1", 32, 36, true, nullptr, nullptr, T::Q8_1},
     {T::Q2_K, "Q2_K", 256, 84, true, nullptr, nullptr, T::Q8_K},
     {T::Q3_K, "Q3_K", 256, 110, true, nullptr, nullptr, T::Q8_K},
-    {T::Q4_K, "Q4_K", 256, 144, true, nullptr, nullptr, T::Q8_K},
-    {T::Q5_K, "Q5_K", 256, 176, true, nullptr, nullptr, T::Q8_K},
-    {T::Q6_K, "Q6_K", 256, 210, true, nullptr, nullptr, T::Q8_K},
-    {T::Q8_K, "Q8_K", 256, 292, true, nullptr, nullptr, T::Q8_K},
+    {T::Q4_K, "Q4_K", 256, 144, true, to_float_q4_K, from_float_q4_K, T::Q8_K},
+    {T::Q5_K, "Q5_K", 256, 176, true, to_float_q5_K, from_float_q5_K, T::Q8_K},
+    {T::Q6_K, "Q6_K", 256, 210, true, to_float_q6_K, from_float_q6_K, T::Q8_K},
+    {T::Q8_K, "Q8_K", 256, 292, true, to_float_q8_K, from_float_q8_K, T::Q8_K},
     {T::IQ2_XXS, "IQ2_XXS", 256, 66, true, nullptr, nullptr, T::Q8_K},
     {T::IQ2_XS, "IQ2_XS", 256, 74, true, nullptr, nullptr, T::Q8_K},
     {T::IQ3_XXS, "IQ3_XXS", 256, 98, true, nullptr, nullptr, T::Q8_K},
@@ -42,7 +43,7 @@ constexpr TypeTraits kTable[] = {
     {T::I64, "I64", 1, 8, false, nullptr, nullptr, T::I64},
     {T::F64, "F64", 1, 8, false, nullptr, nullptr, T::F64},
     {T::IQ1_M, "IQ1_M", 256, 56, true, nullptr, nullptr, T::Q8_K},
-    {T::BF16, "BF16", 1, 2, false, nullptr, nullptr, T::BF16},
+    {T::BF16, "BF16", 1, 2, false, to_float_bf16, from_float_bf16, T::BF16},
     {T::TQ1_0, "TQ1_0", 256, 54, true, nullptr, nullptr, T::Q8_K},
     {T::TQ2_0, "TQ2_0", 256, 66, true, nullptr, nullptr, T::Q8_K},
     {T::MXFP4, "MXFP4", 32, 17, true, nullptr, nullptr, T::Q8_0},
