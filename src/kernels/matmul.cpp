@@ -1,0 +1,49 @@
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <string>
+
+#include "hearth/error.h"
+#include "kernels/dot.h"
+
+namespace hearth::kernels {
+
+void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64_t ldy, const ThreadPool& pool,
+            MatmulScratch& scratch) {
+  const quant::TypeTraits& wt = quant::traits(w.type);
+  const VecDotFn dot = vec_dot_fn(w.type);
+  if (dot == nullptr) throw Error(std::string("no matrix multiplication for weights of type ") + wt.name);
+  const quant::GgmlType act_type = wt.vec_dot_type;
+  const ActQuantizeFn quantize = act_quantize_fn(act_type);
+  if (quantize == nullptr) throw Error(std::string("no activation converter for type ") + quant::traits(act_type).name);
+  const size_t act_row = quant::row_size(act_type, w.n_in);
+  scratch.act.resize(act_row * static_cast<size_t>(n_rows));
+  uint8_t* act = scratch.act.data();
+  pool.parallel_for(n_rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) quantize(x + r * w.n_in, act + static_cast<size_t>(r) * act_row, w.n_in);
+  });
+  // Tiles of output rows: a tile of weight rows stays in cache while every activation row
+  // passes over it. 16 rows keep the floats each thread writes on separate cache lines.
+  constexpr int64_t kTile = 16;
+  pool.parallel_for(
+      w.n_out,
+      [&](int64_t o0, int64_t o1) {
+        for (int64_t ot = o0; ot < o1; ot += kTile) {
+          const int64_t oe = std::min(o1, ot + kTile);
+          for (int64_t r = 0; r < n_rows; ++r) {
+            const uint8_t* a = act + static_cast<size_t>(r) * act_row;
+            float* yr = y + r * ldy;
+            for (int64_t o = ot; o < oe; ++o) yr[o] = dot(w.n_in, w.row(o), a);
+          }
+        }
+      },
+      kTile);
+}
+
+void get_row(const MatrixView& w, int64_t i, float* out) {
+  const quant::TypeTraits& t = quant::traits(w.type);
+  if (t.to_float == nullptr) throw Error(std::string("cannot convert tensors of type ") + t.name + " to float");
+  t.to_float(w.row(i), out, w.n_in);
+}
+
+}  // namespace hearth::kernels

@@ -1,0 +1,54 @@
+// Elementwise, normalisation and position ops the architectures are written against.
+// Formulas: ../shared/docs/architectures.md §1.1 (norms, activations), §1.2 (FFN), §1.3 (RoPE).
+// These are the scalar reference implementations; SIMD versions are tested against them.
+#pragma once
+
+#include <cstdint>
+
+namespace hearth::kernels {
+
+/// RMSNorm: y[i] = x[i] / sqrt(mean_j x[j]² + eps) · w[i] over `n` elements (w may be
+/// nullptr for the weightless form). The sum of squares is accumulated in double, as ggml
+/// does. `x` and `y` may alias.
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
+
+/// y[i] += x[i] for i < n.
+void add_inplace(float* y, const float* x, int64_t n);
+
+/// out[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + e^-x) (SwiGLU, §1.2). May alias.
+void swiglu(const float* gate, const float* up, float* out, int64_t n);
+
+/// In-place softmax over n elements (max-subtracted, sum in double).
+void softmax(float* x, int64_t n);
+
+/// RoPE pairing (§1.3): NORM rotates adjacent pairs (x[2i], x[2i+1]) (llama, llama4);
+/// NEOX rotates (x[i], x[i + n_rot/2]) (Qwen, Gemma).
+enum class RopeMode { kNorm, kNeox };
+
+/// Everything RoPE needs besides the position (§1.3).
+struct RopeConfig {
+  int n_rot = 0;                       ///< rotated dimensions per head (even)
+  float freq_base = 10000.0f;          ///< θ base
+  float freq_scale = 1.0f;             ///< 1 / linear or YaRN factor
+  float attn_factor = 1.0f;            ///< magnitude multiplier m
+  float ext_factor = 0.0f;             ///< YaRN extrapolation mix (0 = plain linear scaling)
+  float corr_dims[2] = {0.0f, 0.0f};   ///< YaRN ramp bounds (see rope_yarn_corr_dims)
+  const float* freq_factors = nullptr; ///< per-pair divisors f_i (`rope_freqs.weight`, n_rot/2)
+  RopeMode mode = RopeMode::kNorm;
+};
+
+/// YaRN ramp bounds [lo, hi] for `n_rot` dims, original context `n_ctx_orig` and the β
+/// thresholds (architectures.md §1.3, "corr").
+void rope_yarn_corr_dims(int n_rot, int n_ctx_orig, float freq_base, float beta_fast, float beta_slow,
+                         float dims[2]);
+
+/// Fills cache[0 .. n_rot) with (cos α_i · m, sin α_i · m) pairs for position `pos`. The
+/// angle is built as ggml does it: θ starts at pos and is multiplied by base^(-2/n_rot)
+/// once per pair, in float.
+void rope_cache(const RopeConfig& cfg, int64_t pos, float* cache);
+
+/// Rotates the first n_rot dims of each of `n_heads` head vectors of `head_dim` floats
+/// (contiguous, head-major) in place, with a cache from rope_cache().
+void rope_apply(float* x, int n_heads, int head_dim, const RopeConfig& cfg, const float* cache);
+
+}  // namespace hearth::kernels

@@ -1,0 +1,46 @@
+#include "kernels/threadpool.h"
+
+#include <omp.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <thread>
+
+namespace hearth::kernels {
+
+int ThreadPool::hardware_threads() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads > 0 ? n_threads : hardware_threads()) {}
+
+void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t grain) const {
+  if (n <= 0) return;
+  grain = std::max<int64_t>(1, grain);
+  const int64_t n_chunks = (n + grain - 1) / grain;
+  const int nt = static_cast<int>(std::min<int64_t>(n_threads_, n_chunks));
+  if (nt <= 1) {
+    fn(0, n);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    const int t = omp_get_thread_num();
+    const int64_t c0 = n_chunks * t / nt, c1 = n_chunks * (t + 1) / nt;
+    const int64_t begin = c0 * grain, end = std::min(n, c1 * grain);
+    if (begin < end) fn(begin, end);
+  }
+}
+
+void ThreadPool::run_on_all(const std::function<void(int)>& fn) const {
+  if (n_threads_ <= 1) {
+    fn(0);
+    return;
+  }
+#pragma omp parallel num_threads(n_threads_)
+  fn(omp_get_thread_num());
+}
+
+}  // namespace hearth::kernels
