@@ -12,7 +12,13 @@ std::map<const CLI::App*, std::function<int()>>& actions() {
 
 void add_command(CLI::App& app, CLI::App* sub, std::function<int()> run) { actions()[sub] = std::move(run); }
 
-void register_commands(CLI::App& app) { register_show(app); }
+void register_commands(CLI::App& app) {
+  register_run(app);
+  register_show(app);
+  register_tokenize(app);
+  register_eval(app);
+  register_synth(app);
+}
 
 int run_selected(CLI::App& app) {
   for (const CLI::App* sub : app.get_subcommands())

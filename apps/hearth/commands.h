@@ -5,6 +5,8 @@
 
 #include <functional>
 
+#include "hearth/error.h"
+
 namespace hearth::app {
 
 /// Registers every subcommand on `app`.
@@ -18,6 +20,10 @@ int run_selected(CLI::App& app);
 void add_command(CLI::App& app, CLI::App* sub, std::function<int()> run);
 
 // One per file.
+void register_run(CLI::App& app);
 void register_show(CLI::App& app);
+void register_tokenize(CLI::App& app);
+void register_eval(CLI::App& app);
+void register_synth(CLI::App& app);
 
 }  // namespace hearth::app

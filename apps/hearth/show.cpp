@@ -1,8 +1,158 @@
+// hearth show MODEL [--json]: what a GGUF file holds, read from its header alone.
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
 #include "commands.h"
+#include "common.h"
+#include "gguf/gguf.h"
+#include "model/hparams.h"
 
 namespace hearth::app {
-void register_show(CLI::App& app) {
-  auto* sub = app.add_subcommand("show", "Show a model's architecture, tensors and tokenizer");
-  add_command(app, sub, [] { return 0; });
+namespace {
+
+struct TypeTotal {
+  uint64_t count = 0;
+  uint64_t bytes = 0;
+  uint64_t elements = 0;
+};
+
+nlohmann::json value_to_json(const gguf::Value& v) {
+  using gguf::ValueType;
+  if (v.type() == ValueType::STRING) return v.str();
+  if (v.is_array()) {
+    // Large arrays (vocabularies) are summarised.
+    if (v.count() > 64) return {{"type", v.type_string()}, {"count", v.count()}};
+    nlohmann::json a = nlohmann::json::array();
+    for (uint64_t i = 0; i < v.count(); ++i) {
+      if (v.elem_type() == ValueType::STRING) a.push_back(v.strings()[i]);
+      else if (v.elem_type() == ValueType::FLOAT32 || v.elem_type() == ValueType::FLOAT64) a.push_back(v.at<double>(i));
+      else if (v.elem_type() == ValueType::BOOL) a.push_back(v.at<bool>(i));
+      else if (v.elem_type() == ValueType::UINT64) a.push_back(v.at<uint64_t>(i));
+      else a.push_back(v.at<int64_t>(i));
+    }
+    return a;
+  }
+  switch (v.type()) {
+    case ValueType::FLOAT32: case ValueType::FLOAT64: return v.get<double>();
+    case ValueType::BOOL: return v.get<bool>();
+    case ValueType::UINT64: return v.get<uint64_t>();
+    default: return v.get<int64_t>();
+  }
 }
+
+std::string token_text(const gguf::File& f, std::optional<uint32_t> id) {
+  if (!id) return "";
+  const gguf::Value* toks = f.find("tokenizer.ggml.tokens");
+  if (toks == nullptr || !toks->is_array() || toks->elem_type() != gguf::ValueType::STRING || *id >= toks->count())
+    return "";
+  return toks->strings()[*id];
+}
+
+}  // namespace
+
+void register_show(CLI::App& app) {
+  auto* sub = app.add_subcommand("show", "Show a model's architecture, size, tensor types and tokenizer");
+  auto path = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  sub->add_option("model", *path, "GGUF model file")->required();
+  sub->add_flag("--json", *json, "machine-readable output");
+  add_command(app, sub, [path, json] {
+    const gguf::File f = gguf::File::open(*path);
+    std::map<std::string, TypeTotal> types;
+    TypeTotal all;
+    for (const gguf::TensorInfo& t : f.tensors()) {
+      TypeTotal& tt = types[std::string(quant::type_name(t.type))];
+      for (TypeTotal* x : {&tt, &all}) {
+        ++x->count;
+        x->bytes += t.nbytes;
+        x->elements += static_cast<uint64_t>(t.n_elements());
+      }
+    }
+    const std::string arch = f.get<std::string>("general.architecture").value_or("");
+    std::optional<model::HParams> hp;
+    std::string hp_error;
+    try {
+      hp = model::HParams::read(f);
+    } catch (const Error& e) {
+      hp_error = e.what();
+    }
+    const std::string tok_model = f.get<std::string>("tokenizer.ggml.model").value_or("");
+    const std::string tok_pre = f.get<std::string>("tokenizer.ggml.pre").value_or("");
+    const gguf::Value* toks = f.find("tokenizer.ggml.tokens");
+    const uint64_t n_tokens = toks != nullptr && toks->is_array() ? toks->count() : 0;
+    const auto bos = f.get<uint32_t>("tokenizer.ggml.bos_token_id");
+    const auto eos = f.get<uint32_t>("tokenizer.ggml.eos_token_id");
+    const auto tmpl = f.get<std::string>("tokenizer.chat_template");
+
+    if (*json) {
+      nlohmann::json j;
+      j["path"] = *path;
+      j["gguf_version"] = f.version();
+      j["file_bytes"] = f.file_size();
+      j["architecture"] = arch;
+      j["name"] = f.get<std::string>("general.name").value_or("");
+      j["n_params"] = all.elements;
+      j["n_tensors"] = all.count;
+      j["weights_bytes"] = all.bytes;
+      j["file_type"] = f.get<uint32_t>("general.file_type").has_value() ? nlohmann::json(*f.get<uint32_t>("general.file_type")) : nlohmann::json();
+      nlohmann::json jt = nlohmann::json::object();
+      for (const auto& [name, t] : types) jt[name] = {{"count", t.count}, {"bytes", t.bytes}, {"n_params", t.elements}};
+      j["tensor_types"] = jt;
+      if (hp) {
+        j["context_length"] = hp->n_ctx_train;
+        j["n_embd"] = hp->n_embd;
+        j["n_layer"] = hp->n_layer;
+        j["n_head"] = hp->n_head.empty() ? 0 : hp->n_head[0];
+        j["n_head_kv"] = hp->n_head_kv.empty() ? 0 : hp->n_head_kv[0];
+        j["head_dim"] = hp->head_dim_k;
+        j["n_ff"] = hp->n_ff.empty() ? 0 : hp->n_ff[0];
+        j["n_vocab"] = hp->n_vocab;
+        j["rope_freq_base"] = hp->rope_freq_base;
+      } else {
+        j["hparams_error"] = hp_error;
+      }
+      j["tokenizer"] = {{"model", tok_model}, {"pre", tok_pre}, {"n_tokens", n_tokens}};
+      if (bos) j["tokenizer"]["bos_token_id"] = *bos;
+      if (eos) j["tokenizer"]["eos_token_id"] = *eos;
+      j["chat_template"] = tmpl.has_value();
+      nlohmann::json meta = nlohmann::json::object();
+      for (const auto& [k, v] : f.metadata()) meta[k] = value_to_json(v);
+      j["metadata"] = meta;
+      std::printf("%s\n", j.dump(2).c_str());
+      return 0;
+    }
+
+    std::printf("file           %s (%s, GGUF v%u)\n", path->c_str(), format_bytes(f.file_size()).c_str(), f.version());
+    std::printf("architecture   %s\n", arch.empty() ? "(none)" : arch.c_str());
+    if (auto name = f.get<std::string>("general.name")) std::printf("name           %s\n", name->c_str());
+    std::printf("parameters     %s (%llu)\n", format_count(all.elements).c_str(),
+                static_cast<unsigned long long>(all.elements));
+    if (hp) {
+      std::printf("context length %u\n", hp->n_ctx_train);
+      std::printf("shape          %u layers, n_embd %u, %u heads (%u KV) x %u, n_ff %u, vocab %u\n", hp->n_layer,
+                  hp->n_embd, hp->n_head.empty() ? 0 : hp->n_head[0], hp->n_head_kv.empty() ? 0 : hp->n_head_kv[0],
+                  hp->head_dim_k, hp->n_ff.empty() ? 0 : hp->n_ff[0], hp->n_vocab);
+      std::printf("rope           base %g, %u dims%s\n", hp->rope_freq_base, hp->n_rot,
+                  f.find_tensor("rope_freqs.weight") ? ", frequency factors" : "");
+    } else {
+      std::printf("hyper-params   %s\n", hp_error.c_str());
+    }
+    std::printf("tokenizer      %s", tok_model.empty() ? "(none)" : tok_model.c_str());
+    if (!tok_pre.empty()) std::printf(", pre %s", tok_pre.c_str());
+    std::printf(", %llu tokens", static_cast<unsigned long long>(n_tokens));
+    if (bos) std::printf(", bos %u '%s'", *bos, token_text(f, bos).c_str());
+    if (eos) std::printf(", eos %u '%s'", *eos, token_text(f, eos).c_str());
+    std::printf("\n");
+    std::printf("chat template  %s\n", tmpl ? ("yes (" + std::to_string(tmpl->size()) + " bytes)").c_str() : "no");
+    std::printf("tensors        %llu, %s\n", static_cast<unsigned long long>(all.count), format_bytes(all.bytes).c_str());
+    for (const auto& [name, t] : types) {
+      std::printf("  %-8s %5llu tensors  %12s  %12s params  %6.2f bits/weight\n", name.c_str(),
+                  static_cast<unsigned long long>(t.count), format_bytes(t.bytes).c_str(), format_count(t.elements).c_str(),
+                  t.elements ? 8.0 * static_cast<double>(t.bytes) / static_cast<double>(t.elements) : 0.0);
+    }
+    return 0;
+  });
+}
+
 }  // namespace hearth::app

@@ -1,0 +1,83 @@
+// The interface every architecture implements, and what the runtime hands it per call.
+// Architectures are written once against the ops of kernels/ (design.md "Rules of the house").
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/threadpool.h"
+#include "model/hparams.h"
+#include "model/weights.h"
+
+namespace hearth::model {
+
+/// What the KV cache holds for one layer: the number of K and V values per cell
+/// (n_head_kv · head_dim). A layer without KV (none yet) has both 0.
+struct KvLayerSpec {
+  uint32_t n_embd_k = 0;
+  uint32_t n_embd_v = 0;
+};
+
+/// One layer of the KV cache as the forward pass writes and reads it (F16 cells).
+struct KvLayer {
+  uint16_t* k = nullptr;
+  uint16_t* v = nullptr;
+  int64_t k_stride = 0;  ///< halves between consecutive cells
+  int64_t v_stride = 0;
+};
+
+/// One micro-batch, prepared by runtime::Context: the cells are already allocated and the
+/// attention spans already masked.
+struct UBatch {
+  int64_t n_tokens = 0;
+  const int32_t* tokens = nullptr;         ///< [n_tokens] token ids
+  const int32_t* pos = nullptr;            ///< [n_tokens] positions in their sequence
+  const int32_t* cells = nullptr;          ///< [n_tokens] KV cell each token's K/V goes to
+  const kernels::AttnSpan* spans = nullptr;///< [n_tokens] cells each token attends to
+  const int32_t* out_ids = nullptr;        ///< [n_outputs] rows (token indices) whose logits are wanted
+  int64_t n_outputs = 0;
+};
+
+/// Buffers reused across forward calls of one context.
+struct Scratch {
+  std::vector<std::vector<float>> bufs;
+  kernels::MatmulScratch matmul;
+  std::vector<float> rope_cache;
+};
+
+/// Per-context state a forward pass runs with.
+struct ForwardState {
+  const kernels::ThreadPool* pool = nullptr;
+  std::vector<KvLayer> kv;  ///< one per layer
+  Scratch scratch;
+};
+
+/// An architecture bound to the weights of one file.
+class Architecture {
+ public:
+  virtual ~Architecture() = default;
+
+  /// Per-layer KV cache requirements (size n_layer).
+  virtual std::vector<KvLayerSpec> kv_layers() const = 0;
+
+  /// Runs the model on a micro-batch: reads/writes the KV cache through `st.kv` and writes
+  /// `b.n_outputs` rows of n_vocab logits (float) to `logits`, in out_ids order.
+  virtual void forward(const UBatch& b, ForwardState& st, float* logits) const = 0;
+};
+
+/// Binds the weights of `hp.arch` from `weights`. Throws Error naming an unsupported
+/// architecture (and listing the supported ones), a missing tensor or a wrong shape.
+std::unique_ptr<Architecture> make_architecture(const HParams& hp, Weights& weights);
+
+/// Names of the architectures hearth runs ("llama", "qwen3", ...).
+std::vector<std::string> supported_architectures();
+
+// One factory per architecture file.
+std::unique_ptr<Architecture> make_llama(const HParams& hp, Weights& weights);
+std::unique_ptr<Architecture> make_qwen3(const HParams& hp, Weights& weights);
+
+}  // namespace hearth::model

@@ -1,0 +1,75 @@
+// The steps of a decoder forward pass over one micro-batch, shared by the architecture
+// files: each step applies an op of kernels/ to all rows of the batch.
+// Formulas: ../shared/docs/architectures.md §1 (shared building blocks).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "model/arch.h"
+
+namespace hearth::model {
+
+/// The RoPE settings of `hp` with the architecture's pairing `mode` and optional per-pair
+/// frequency divisors (`rope_freqs.weight`). YaRN scaling turns on the ramp (ext_factor 1)
+/// with β_fast 32 and β_slow 1, as llama.cpp's defaults (architectures.md §1.3).
+kernels::RopeConfig make_rope_config(const HParams& hp, kernels::RopeMode mode, const float* freq_factors);
+
+/// Scratch buffer slots used by the decoder architectures.
+enum Slot : int { kSlotX, kSlotH, kSlotQ, kSlotK, kSlotV, kSlotAttn, kSlotOut, kSlotGate, kSlotUp };
+
+/// Helper bound to one forward call: owns nothing, borrows buffers from ForwardState.
+class Compute {
+ public:
+  Compute(const UBatch& batch, ForwardState& state);
+
+  /// Tokens in the batch.
+  int64_t n() const { return batch_.n_tokens; }
+  const UBatch& batch() const { return batch_; }
+
+  /// Scratch buffer `slot` resized to [n][width] floats (contents unspecified). Different
+  /// slots never alias; the same slot is reused by later calls.
+  float* buffer(int slot, int64_t width);
+
+  /// x[t] = row tokens[t] of the embedding table, for every token (ggml get_rows).
+  void embed(const kernels::MatrixView& table, float* x);
+
+  /// y = RMSNorm(x; w, eps) applied to `rows` rows of `width` (w may be null).
+  void rms_norm(const float* x, const float* w, int64_t width, float eps, float* y, int64_t rows);
+
+  /// Per-head RMSNorm with a shared weight: each of the n·n_heads vectors of `head_dim`
+  /// values in x is normalised in place (QK-norm).
+  void rms_norm_heads(float* x, int n_heads, int head_dim, const float* w, float eps);
+
+  /// y[t] = W x[t] (+ bias) for `rows` rows (default: all tokens); y has width w.n_out.
+  void matmul(const kernels::MatrixView& w, const float* x, float* y, const float* bias = nullptr,
+              int64_t rows = -1);
+
+  /// Rotates every token's `n_heads` head vectors (width head_dim) at its position.
+  void rope(float* x, int n_heads, int head_dim, const kernels::RopeConfig& cfg);
+
+  /// Stores K and V ([n][n_head_kv·hd]) of every token in its KV cell of layer `il` (as F16),
+  /// then computes attention of q over each token's span into out ([n][n_head·hd_v]).
+  void attention(int il, const float* q, const float* k, const float* v, const kernels::AttnShape& shape,
+                 float* out);
+
+  /// x[t] += y[t] for `rows` rows of `width`.
+  void add(float* x, const float* y, int64_t width, int64_t rows = -1);
+
+  /// SwiGLU feed-forward (§1.2) on all rows: out = W_down (silu(W_gate h) ⊙ W_up h).
+  void swiglu_ffn(const float* h, const kernels::MatrixView& gate, const kernels::MatrixView& up,
+                  const kernels::MatrixView& down, float* out, int slot_gate, int slot_up);
+
+  /// Final norm and output head for the rows in out_ids: logits[i] = W_out RMSNorm(x[out_ids[i]]).
+  void output_head(const float* x, const float* norm, float eps, const kernels::MatrixView& w_out, float* logits);
+
+  const kernels::ThreadPool& pool() const { return *state_.pool; }
+
+ private:
+  const UBatch& batch_;
+  ForwardState& state_;
+};
+
+}  // namespace hearth::model

@@ -1,0 +1,37 @@
+#include <functional>
+#include <map>
+
+#include "model/arch.h"
+
+namespace hearth::model {
+namespace {
+
+using Factory = std::unique_ptr<Architecture> (*)(const HParams&, Weights&);
+
+const std::map<std::string, Factory>& factories() {
+  static const std::map<std::string, Factory> f = {
+      {"llama", &make_llama},
+      {"qwen3", &make_qwen3},
+  };
+  return f;
+}
+
+}  // namespace
+
+std::vector<std::string> supported_architectures() {
+  std::vector<std::string> out;
+  for (const auto& [name, f] : factories()) out.push_back(name);
+  return out;
+}
+
+std::unique_ptr<Architecture> make_architecture(const HParams& hp, Weights& w) {
+  const auto it = factories().find(hp.arch);
+  if (it == factories().end()) {
+    std::string list;
+    for (const std::string& n : supported_architectures()) list += (list.empty() ? "" : ", ") + n;
+    throw Error(w.file().path() + ": unsupported architecture '" + hp.arch + "' (hearth runs: " + list + ")");
+  }
+  return it->second(hp, w);
+}
+
+}  // namespace hearth::model

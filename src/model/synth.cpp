@@ -1,0 +1,410 @@
+#include "model/synth.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <string_view>
+
+#include "gguf/gguf.h"
+#include "kernels/threadpool.h"
+#include "tokenizer/unicode.h"
+
+namespace hearth::model {
+
+uint64_t SynthShape::n_params() const {
+  const uint64_t d = n_embd, q = uint64_t{n_head} * head_dim, kv = uint64_t{n_head_kv} * head_dim;
+  uint64_t per_layer = 2 * d + d * q + 2 * d * kv + q * d + 3 * d * n_ff;
+  if (arch == "qwen3") per_layer += 2 * head_dim;
+  uint64_t n = uint64_t{n_vocab} * d * (tied_embeddings ? 1 : 2) + d + per_layer * n_layer;
+  if (rope_factor > 0) n += head_dim / 2;
+  return n;
+}
+
+const std::vector<SynthShape>& synth_shapes() {
+  // name, arch, layers, d, H, H_kv, hd, ff, vocab, ctx, θ, ε, tied, llama3 rope (factor, low, high, orig)
+  // Sources: architectures.md §12.1 (Llama) and §12.2 (Qwen 3).
+  static const std::vector<SynthShape> shapes = {
+      {"llama3.2-1b", "llama", 16, 2048, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
+      {"llama3.2-3b", "llama", 28, 3072, 24, 8, 128, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
+      {"llama3.1-8b", "llama", 32, 4096, 32, 8, 128, 14336, 128256, 131072, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 8192},
+      {"qwen3-0.6b", "qwen3", 28, 1024, 16, 8, 128, 3072, 151936, 40960, 1000000.0f, 1e-6f, true},
+      {"qwen3-1.7b", "qwen3", 28, 2048, 16, 8, 128, 6144, 151936, 40960, 1000000.0f, 1e-6f, true},
+      {"qwen3-4b", "qwen3", 36, 2560, 32, 8, 128, 9728, 151936, 40960, 1000000.0f, 1e-6f, true},
+      {"qwen3-8b", "qwen3", 36, 4096, 32, 8, 128, 12288, 151936, 40960, 1000000.0f, 1e-6f, false},
+      // Tiny models for tests: every feature of the real ones at a few hundred KB.
+      {"tiny-llama", "llama", 2, 64, 4, 2, 16, 128, 512, 2048, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 256},
+      {"tiny-qwen3", "qwen3", 2, 64, 4, 2, 32, 96, 512, 2048, 1000000.0f, 1e-6f, true},
+  };
+  return shapes;
+}
+
+const SynthShape& find_synth_shape(const std::string& name) {
+  std::string names;
+  for (const SynthShape& s : synth_shapes()) {
+    if (s.name == name) return s;
+    names += (names.empty() ? "" : ", ") + s.name;
+  }
+  throw Error("unknown model shape '" + name + "' (known: " + names + ")");
+}
+
+uint32_t file_type_of(quant::GgmlType type) {
+  using T = quant::GgmlType;
+  switch (type) {
+    case T::F32: return 0;
+    case T::F16: return 1;
+    case T::Q4_0: return 2;
+    case T::Q8_0: return 7;
+    case T::Q4_K: return 14;  // Q4_K_S: every matrix Q4_K
+    case T::Q5_K: return 16;  // Q5_K_S
+    case T::Q6_K: return 18;
+    case T::BF16: return 32;
+    default: throw Error("no file type for " + std::string(quant::type_name(type)));
+  }
+}
+
+namespace {
+
+// ---- deterministic random numbers ----
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t hash_name(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+// Approximately N(mean, sigma): the sum of four uniforms (Irwin-Hall), rescaled to unit
+// variance. Cheap enough to fill billions of weights; bounded at ±3.46 sigma.
+void fill_normal(float* out, int64_t n, uint64_t seed, float mean, float sigma) {
+  uint64_t state = seed;
+  const float scale = sigma * std::sqrt(3.0f) / static_cast<float>(1u << 24);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint64_t a = splitmix64(state), b = splitmix64(state);
+    const int64_t s = static_cast<int64_t>(a & 0xFFFFFF) + static_cast<int64_t>((a >> 32) & 0xFFFFFF) +
+                      static_cast<int64_t>(b & 0xFFFFFF) + static_cast<int64_t>((b >> 32) & 0xFFFFFF) -
+                      2 * (int64_t{1} << 24);
+    out[i] = mean + scale * static_cast<float>(s);
+  }
+}
+
+// ---- vocabulary ----
+
+// Public-domain English text (the Gettysburg Address, 1863, and the Preamble of the U.S.
+// Constitution) from which the merges are learnt.
+constexpr std::string_view kCorpus =
+    "Four score and seven years ago our fathers brought forth on this continent, a new nation, "
+    "conceived in Liberty, and dedicated to the proposition that all men are created equal. "
+    "Now we are engaged in a great civil war, testing whether that nation, or any nation so "
+    "conceived and so dedicated, can long endure. We are met on a great battle-field of that war. "
+    "We have come to dedicate a portion of that field, as a final resting place for those who "
+    "here gave their lives that that nation might live. It is altogether fitting and proper that "
+    "we should do this. But, in a larger sense, we can not dedicate -- we can not consecrate -- we "
+    "can not hallow -- this ground. The brave men, living and dead, who struggled here, have "
+    "consecrated it, far above our poor power to add or detract. The world will little note, nor "
+    "long remember what we say here, but it can never forget what they did here. It is for us the "
+    "living, rather, to be dedicated here to the unfinished work which they who fought here have "
+    "thus far so nobly advanced. It is rather for us to be here dedicated to the great task "
+    "remaining before us -- that from these honored dead we take increased devotion to that cause "
+    "for which they gave the last full measure of devotion -- that we here highly resolve that "
+    "these dead shall not have died in vain -- that this nation, under God, shall have a new birth "
+    "of freedom -- and that government of the people, by the people, for the people, shall not "
+    "perish from the earth. "
+    "We the People of the United States, in Order to form a more perfect Union, establish Justice, "
+    "insure domestic Tranquility, provide for the common defence, promote the general Welfare, and "
+    "secure the Blessings of Liberty to ourselves and our Posterity, do ordain and establish this "
+    "Constitution for the United States of America.";
+
+std::string byte_level(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) out += tokenizer::unicode::byte_to_unicode(c);
+  return out;
+}
+
+// Splits byte-level text into UTF-8 characters (the initial BPE symbols).
+std::vector<std::string> characters(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = std::min(s.size() - i, tokenizer::unicode::sequence_length(static_cast<uint8_t>(s[i])));
+    out.push_back(s.substr(i, n));
+    i += n;
+  }
+  return out;
+}
+
+// Learns up to `max_merges` byte-level BPE merges from kCorpus: words are split at spaces
+// (the space joins the following word, as GPT-2's pre-tokenizer does) and the most frequent
+// adjacent pair is merged until no pair occurs twice (ties: the lexicographically smallest).
+std::vector<std::pair<std::string, std::string>> learn_merges(size_t max_merges) {
+  std::map<std::string, int> word_freq;
+  std::string word;
+  for (char c : kCorpus) {
+    if (c == ' ' && !word.empty()) {
+      ++word_freq[byte_level(word)];
+      word = " ";
+    } else {
+      word += c;
+    }
+  }
+  if (!word.empty()) ++word_freq[byte_level(word)];
+  std::vector<std::pair<std::vector<std::string>, int>> words;
+  for (const auto& [w, f] : word_freq) words.emplace_back(characters(w), f);
+
+  std::vector<std::pair<std::string, std::string>> merges;
+  while (merges.size() < max_merges) {
+    std::map<std::pair<std::string, std::string>, int> counts;
+    for (const auto& [syms, f] : words)
+      for (size_t i = 0; i + 1 < syms.size(); ++i) counts[{syms[i], syms[i + 1]}] += f;
+    const std::pair<std::string, std::string>* best = nullptr;
+    int best_count = 1;
+    for (const auto& [pair, c] : counts)
+      if (c > best_count) {
+        best = &pair;
+        best_count = c;
+      }
+    if (best == nullptr) break;
+    const auto merge = *best;
+    merges.push_back(merge);
+    for (auto& [syms, f] : words) {
+      std::vector<std::string> next;
+      for (size_t i = 0; i < syms.size(); ++i) {
+        if (i + 1 < syms.size() && syms[i] == merge.first && syms[i + 1] == merge.second) {
+          next.push_back(merge.first + merge.second);
+          ++i;
+        } else {
+          next.push_back(syms[i]);
+        }
+      }
+      syms = std::move(next);
+    }
+  }
+  return merges;
+}
+
+struct SpecialToken {
+  std::string text;
+  int32_t type;  // tokenizer.ggml.token_type: 3 CONTROL, 4 USER_DEFINED, 5 UNUSED
+};
+
+// The special tokens at the end of the vocabulary, as the real families lay them out.
+std::vector<SpecialToken> special_tokens(const SynthShape& shape, size_t budget) {
+  std::vector<SpecialToken> out;
+  if (shape.arch == "llama") {
+    out = {{"<|begin_of_text|>", 3}, {"<|end_of_text|>", 3}, {"<|reserved_special_token_0|>", 3},
+           {"<|reserved_special_token_1|>", 3}, {"<|finetune_right_pad_id|>", 3},
+           {"<|reserved_special_token_2|>", 3}, {"<|start_header_id|>", 3}, {"<|end_header_id|>", 3},
+           {"<|eom_id|>", 3}, {"<|eot_id|>", 3}, {"<|python_tag|>", 3}};
+    const size_t n = std::min<size_t>(256, budget / 4);
+    for (size_t i = out.size(); i < n; ++i)
+      out.push_back({"<|reserved_special_token_" + std::to_string(i - 8) + "|>", 3});
+  } else {
+    out = {{"<|endoftext|>", 3},     {"<|im_start|>", 3},     {"<|im_end|>", 3},         {"<|object_ref_start|>", 3},
+           {"<|object_ref_end|>", 3}, {"<|box_start|>", 3},   {"<|box_end|>", 3},        {"<|quad_start|>", 3},
+           {"<|quad_end|>", 3},       {"<|vision_start|>", 3}, {"<|vision_end|>", 3},    {"<|vision_pad|>", 3},
+           {"<|image_pad|>", 3},      {"<|video_pad|>", 3},   {"<tool_call>", 4},        {"</tool_call>", 4},
+           {"<|fim_prefix|>", 3},     {"<|fim_middle|>", 3},  {"<|fim_suffix|>", 3},     {"<|fim_pad|>", 3},
+           {"<|repo_name|>", 3},      {"<|file_sep|>", 3},    {"<tool_response>", 4},    {"</tool_response>", 4},
+           {"<think>", 4},            {"</think>", 4}};
+    // Qwen's embedding is padded past the tokenizer: "[PAD<id>]" tokens (UNUSED).
+    const size_t n_pad = shape.n_vocab >= 151936 ? 151936 - 151669 : 0;
+    for (size_t i = 0; i < n_pad; ++i) out.push_back({"[PAD" + std::to_string(151669 + i) + "]", 5});
+  }
+  if (out.size() > budget) out.resize(budget);
+  return out;
+}
+
+struct Vocabulary {
+  std::vector<std::string> tokens;
+  std::vector<int32_t> types;
+  std::vector<std::string> merges;
+  uint32_t bos = 0, eos = 0;
+};
+
+Vocabulary build_vocabulary(const SynthShape& shape) {
+  Vocabulary v;
+  const std::vector<SpecialToken> specials = special_tokens(shape, shape.n_vocab / 8);
+  const size_t n_normal = shape.n_vocab - specials.size();
+  if (n_normal < 256) throw Error("vocabulary of " + std::to_string(shape.n_vocab) + " tokens is too small");
+  std::map<std::string, int> seen;
+  auto add = [&](const std::string& text, int32_t type) {
+    seen[text] = static_cast<int>(v.tokens.size());
+    v.tokens.push_back(text);
+    v.types.push_back(type);
+  };
+  for (int b = 0; b < 256; ++b) add(tokenizer::unicode::byte_to_unicode(static_cast<uint8_t>(b)), 1);
+  for (const auto& [l, r] : learn_merges(n_normal - 256)) {
+    if (seen.count(l + r)) continue;
+    v.merges.push_back(l + " " + r);
+    add(l + r, 1);
+  }
+  // Fill the rest with word-like tokens ("Ġab", "abc", ...) that no merge produces.
+  const std::string space = tokenizer::unicode::byte_to_unicode(' ');
+  for (int len = 2; v.tokens.size() < n_normal; ++len) {
+    std::string s(static_cast<size_t>(len), 'a');
+    while (v.tokens.size() < n_normal) {
+      for (const std::string& t : {space + s, s})
+        if (v.tokens.size() < n_normal && !seen.count(t)) add(t, 1);
+      int i = len - 1;  // next string of this length in lexicographic order
+      while (i >= 0 && s[static_cast<size_t>(i)] == 'z') s[static_cast<size_t>(i--)] = 'a';
+      if (i < 0) break;
+      ++s[static_cast<size_t>(i)];
+    }
+  }
+  for (const SpecialToken& s : specials) add(s.text, s.type);
+  const bool llama = shape.arch == "llama";
+  v.bos = static_cast<uint32_t>(seen.at(llama ? "<|begin_of_text|>" : "<|endoftext|>"));
+  v.eos = static_cast<uint32_t>(seen.at(llama ? "<|end_of_text|>" : "<|im_end|>"));
+  return v;
+}
+
+// llama3 RoPE frequency factors (architectures.md §1.3, "Llama-3 frequency factors").
+std::vector<float> llama3_rope_factors(const SynthShape& s) {
+  std::vector<float> f(s.head_dim / 2);
+  const double L = s.rope_orig_ctx, low = s.rope_low_freq, high = s.rope_high_freq, factor = s.rope_factor;
+  for (size_t i = 0; i < f.size(); ++i) {
+    const double omega = std::pow(static_cast<double>(s.rope_freq_base), -2.0 * static_cast<double>(i) / s.head_dim);
+    const double lambda = 2 * M_PI / omega;
+    if (lambda < L / high) {
+      f[i] = 1.0f;
+    } else if (lambda > L / low) {
+      f[i] = static_cast<float>(factor);
+    } else {
+      const double sigma = (L / lambda - low) / (high - low);
+      f[i] = static_cast<float>(1.0 / ((1 - sigma) / factor + sigma));
+    }
+  }
+  return f;
+}
+
+// The type a matrix of row length ne0 is stored in: the requested one, or the nearest one
+// whose block size divides the row (as llama-quantize falls back for odd shapes).
+quant::GgmlType matrix_type(quant::GgmlType want, int64_t ne0) {
+  if (ne0 % quant::traits(want).blck_size == 0) return want;
+  if (ne0 % 32 == 0) return quant::GgmlType::Q8_0;
+  return quant::GgmlType::F16;
+}
+
+struct TensorPlan {
+  std::string name;
+  quant::GgmlType type;
+  std::vector<int64_t> ne;
+  float mean, sigma;             // random init
+  std::vector<float> fixed;      // or fixed values (rope_freqs)
+};
+
+}  // namespace
+
+void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string& path) {
+  if (s.arch != "llama" && s.arch != "qwen3") throw Error("cannot synthesize architecture '" + s.arch + "'");
+  const quant::TypeTraits& wt = quant::traits(opt.type);
+  if (wt.from_float == nullptr) throw Error(std::string("hearth cannot quantize to ") + wt.name + " yet");
+
+  gguf::Writer w;
+  const std::string a = s.arch + ".";
+  w.set("general.architecture", gguf::Value::of(s.arch));
+  w.set("general.type", gguf::Value::of("model"));
+  w.set("general.name", gguf::Value::of("synthetic " + s.name));
+  w.set("general.description",
+        gguf::Value::of("random weights in the shape of " + s.name + ", written by hearth synth (seed " +
+                        std::to_string(opt.seed) + ")"));
+  w.set(a + "block_count", gguf::Value::of(s.n_layer));
+  w.set(a + "context_length", gguf::Value::of(s.n_ctx_train));
+  w.set(a + "embedding_length", gguf::Value::of(s.n_embd));
+  w.set(a + "feed_forward_length", gguf::Value::of(s.n_ff));
+  w.set(a + "attention.head_count", gguf::Value::of(s.n_head));
+  w.set(a + "attention.head_count_kv", gguf::Value::of(s.n_head_kv));
+  w.set(a + "rope.freq_base", gguf::Value::of(s.rope_freq_base));
+  w.set(a + "attention.layer_norm_rms_epsilon", gguf::Value::of(s.rms_eps));
+  w.set(a + "attention.key_length", gguf::Value::of(s.head_dim));
+  w.set(a + "attention.value_length", gguf::Value::of(s.head_dim));
+  if (s.arch == "llama") {
+    w.set(a + "vocab_size", gguf::Value::of(s.n_vocab));
+    w.set(a + "rope.dimension_count", gguf::Value::of(s.head_dim));
+  }
+  w.set("general.file_type", gguf::Value::of(file_type_of(opt.type)));
+  w.set("general.quantization_version", gguf::Value::of(uint32_t{2}));
+
+  const Vocabulary vocab = build_vocabulary(s);
+  w.set("tokenizer.ggml.model", gguf::Value::of("gpt2"));
+  w.set("tokenizer.ggml.pre", gguf::Value::of(s.arch == "llama" ? "llama-bpe" : "qwen2"));
+  w.set("tokenizer.ggml.tokens", gguf::Value::array(vocab.tokens));
+  w.set("tokenizer.ggml.token_type", gguf::Value::array(vocab.types));
+  w.set("tokenizer.ggml.merges", gguf::Value::array(vocab.merges));
+  w.set("tokenizer.ggml.bos_token_id", gguf::Value::of(vocab.bos));
+  w.set("tokenizer.ggml.eos_token_id", gguf::Value::of(vocab.eos));
+  w.set("tokenizer.ggml.add_bos_token", gguf::Value::of(s.arch == "llama"));
+
+  // Tensors, in the order llama.cpp's converter writes them.
+  const int64_t d = s.n_embd, q = int64_t{s.n_head} * s.head_dim, kv = int64_t{s.n_head_kv} * s.head_dim;
+  const float s_d = 1.0f / std::sqrt(static_cast<float>(d));
+  std::vector<TensorPlan> plan;
+  auto matrix = [&](const std::string& name, int64_t n_in, int64_t n_out, float sigma) {
+    plan.push_back({name, matrix_type(opt.type, n_in), {n_in, n_out}, 0.0f, sigma, {}});
+  };
+  auto norm = [&](const std::string& name, int64_t n) {
+    plan.push_back({name, quant::GgmlType::F32, {n}, 1.0f, 0.02f, {}});
+  };
+  if (s.rope_factor > 0)
+    plan.push_back({"rope_freqs.weight", quant::GgmlType::F32, {s.head_dim / 2}, 0, 0, llama3_rope_factors(s)});
+  matrix("token_embd.weight", d, s.n_vocab, s_d);
+  if (!s.tied_embeddings) matrix("output.weight", d, s.n_vocab, s_d);
+  norm("output_norm.weight", d);
+  for (uint32_t il = 0; il < s.n_layer; ++il) {
+    const std::string p = "blk." + std::to_string(il) + ".";
+    norm(p + "attn_norm.weight", d);
+    matrix(p + "attn_q.weight", d, q, s_d);
+    matrix(p + "attn_k.weight", d, kv, s_d);
+    matrix(p + "attn_v.weight", d, kv, s_d);
+    matrix(p + "attn_output.weight", q, d, 1.0f / std::sqrt(static_cast<float>(q)));
+    if (s.arch == "qwen3") {
+      norm(p + "attn_q_norm.weight", s.head_dim);
+      norm(p + "attn_k_norm.weight", s.head_dim);
+    }
+    norm(p + "ffn_norm.weight", d);
+    matrix(p + "ffn_gate.weight", d, s.n_ff, s_d);
+    matrix(p + "ffn_up.weight", d, s.n_ff, s_d);
+    matrix(p + "ffn_down.weight", s.n_ff, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff)));
+  }
+  for (const TensorPlan& t : plan) w.add_tensor(t.name, t.type, t.ne);
+
+  const uint64_t total = w.file_size();
+  w.begin(path);
+  kernels::ThreadPool pool(opt.n_threads);
+  uint64_t written = 0;
+  for (const TensorPlan& t : plan) {
+    const int64_t ne0 = t.ne[0], rows = t.ne.size() > 1 ? t.ne[1] : 1;
+    const quant::TypeTraits& tt = quant::traits(t.type);
+    const size_t row_bytes = quant::row_size(t.type, ne0);
+    if (!t.fixed.empty()) {
+      w.write_data({reinterpret_cast<const uint8_t*>(t.fixed.data()), t.fixed.size() * sizeof(float)});
+      written += t.fixed.size() * sizeof(float);
+      continue;
+    }
+    // Chunks of rows (~4 MiB of floats), rows filled in parallel, each from its own seed.
+    const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 20) / ne0);
+    std::vector<uint8_t> bytes(static_cast<size_t>(chunk) * row_bytes);
+    const uint64_t tensor_seed = hash_name(t.name) ^ (opt.seed * 0x9E3779B97F4A7C15ull);
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+      const int64_t nr = std::min(chunk, rows - r0);
+      pool.parallel_for(nr, [&](int64_t b, int64_t e) {
+        std::vector<float> row(static_cast<size_t>(ne0));
+        for (int64_t r = b; r < e; ++r) {
+          uint64_t seed = tensor_seed + static_cast<uint64_t>(r0 + r) * 0xD1B54A32D192ED03ull;
+          fill_normal(row.data(), ne0, splitmix64(seed), t.mean, t.sigma);
+          tt.from_float(row.data(), bytes.data() + static_cast<size_t>(r) * row_bytes, ne0);
+        }
+      });
+      w.write_data({bytes.data(), static_cast<size_t>(nr) * row_bytes});
+      written += static_cast<uint64_t>(nr) * row_bytes;
+    }
+    if (opt.progress) opt.progress(written, total);
+  }
+  w.finish();
+}
+
+}  // namespace hearth::model

@@ -1,0 +1,64 @@
+// Synthesis of random-weight GGUF models with the shapes of real ones (and tiny ones for
+// tests): deterministic from a seed, streamed to disk so multi-GB files need little memory.
+// Shapes: ../shared/docs/architectures.md §12. Tensor names and metadata keys as llama.cpp's
+// converter writes them (§2 llama, §5 qwen3).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "quant/types.h"
+
+namespace hearth::model {
+
+/// The hyper-parameters of a model to synthesize.
+struct SynthShape {
+  std::string name;        ///< "llama3.2-1b", "qwen3-1.7b", "tiny-llama", ...
+  std::string arch;        ///< "llama" or "qwen3"
+  uint32_t n_layer = 0;
+  uint32_t n_embd = 0;
+  uint32_t n_head = 0;
+  uint32_t n_head_kv = 0;
+  uint32_t head_dim = 0;
+  uint32_t n_ff = 0;
+  uint32_t n_vocab = 0;
+  uint32_t n_ctx_train = 0;
+  float rope_freq_base = 10000.0f;
+  float rms_eps = 1e-5f;
+  bool tied_embeddings = true;
+  /// llama3 RoPE frequency factors (rope_freqs.weight); factor 0 = none.
+  float rope_factor = 0.0f, rope_low_freq = 1.0f, rope_high_freq = 4.0f;
+  uint32_t rope_orig_ctx = 8192;
+
+  /// Number of weights the file will hold.
+  uint64_t n_params() const;
+};
+
+/// The named shapes `hearth synth` knows (real models first, then the tiny test models).
+const std::vector<SynthShape>& synth_shapes();
+
+/// The shape called `name`; throws Error listing the known names.
+const SynthShape& find_synth_shape(const std::string& name);
+
+/// Options of a synthesis run.
+struct SynthOptions {
+  quant::GgmlType type = quant::GgmlType::F16;  ///< type of the 2-D weights (norms stay F32)
+  uint64_t seed = 1;
+  int n_threads = 0;  ///< 0: all cores
+  /// Called after each tensor with (bytes written so far, total bytes).
+  std::function<void(uint64_t, uint64_t)> progress;
+};
+
+/// Writes a GGUF model of `shape` with random weights to `path`: matrices N(0, 1/sqrt(fan_in)),
+/// embeddings N(0, 1/sqrt(n_embd)), norm weights N(1, 0.02); a byte-level BPE vocabulary of
+/// n_vocab tokens (GPT-2 byte alphabet, merges learnt from a small built-in English text,
+/// the family's special tokens). The same shape, type and seed give the same bytes. Throws
+/// Error for a type hearth cannot quantize to, or on I/O failure.
+void synthesize(const SynthShape& shape, const SynthOptions& options, const std::string& path);
+
+/// ftype id of `general.file_type` for a file whose matrices are all `type` (formats.md §4.1).
+uint32_t file_type_of(quant::GgmlType type);
+
+}  // namespace hearth::model

@@ -1,0 +1,80 @@
+#include "model/weights.h"
+
+#include "kernels/dot.h"
+
+namespace hearth::model {
+
+const gguf::TensorInfo& Weights::find(const std::string& name) const {
+  const gguf::TensorInfo* t = file_.find_tensor(name);
+  if (t == nullptr) throw Error(file_.path() + ": tensor '" + name + "' is missing");
+  return *t;
+}
+
+void Weights::check_shape(const gguf::TensorInfo& t, std::vector<int64_t> ne) const {
+  ne.resize(4, 1);
+  for (size_t d = 0; d < 4; ++d) {
+    if (t.ne[d] != ne[d]) {
+      gguf::TensorInfo want;
+      want.n_dims = 1;
+      for (uint32_t i = 0; i < 4; ++i) {
+        want.ne[i] = ne[i];
+        if (ne[i] > 1) want.n_dims = i + 1;
+      }
+      throw Error(file_.path() + ": tensor '" + t.name + "' has shape " + t.shape_string() + ", expected " +
+                  want.shape_string());
+    }
+  }
+}
+
+kernels::MatrixView Weights::view(const gguf::TensorInfo& t) const {
+  kernels::MatrixView m;
+  m.type = t.type;
+  m.n_in = t.ne[0];
+  m.n_out = t.ne[1] * t.ne[2] * t.ne[3];
+  m.data = file_.tensor_data(t).data();
+  m.row_bytes = quant::row_size(t.type, t.ne[0]);
+  return m;
+}
+
+std::optional<kernels::MatrixView> Weights::matrix_opt(const std::string& name, int64_t n_in, int64_t n_out) {
+  if (file_.find_tensor(name) == nullptr) return std::nullopt;
+  return matrix(name, n_in, n_out);
+}
+
+kernels::MatrixView Weights::matrix(const std::string& name, int64_t n_in, int64_t n_out) {
+  const gguf::TensorInfo& t = find(name);
+  check_shape(t, {n_in, n_out});
+  if (kernels::vec_dot_fn(t.type) == nullptr)
+    throw Error(file_.path() + ": tensor '" + name + "' has type " + std::string(quant::type_name(t.type)) +
+                ", which hearth cannot compute with yet");
+  return view(t);
+}
+
+kernels::MatrixView Weights::embedding(const std::string& name, int64_t n_embd, int64_t n_vocab) {
+  const gguf::TensorInfo& t = find(name);
+  check_shape(t, {n_embd, n_vocab});
+  if (quant::traits(t.type).to_float == nullptr)
+    throw Error(file_.path() + ": tensor '" + name + "' has type " + std::string(quant::type_name(t.type)) +
+                ", which hearth cannot convert yet");
+  return view(t);
+}
+
+const float* Weights::vector_opt(const std::string& name, int64_t n) {
+  if (file_.find_tensor(name) == nullptr) return nullptr;
+  return vector(name, n);
+}
+
+const float* Weights::vector(const std::string& name, int64_t n) {
+  const gguf::TensorInfo& t = find(name);
+  check_shape(t, {n});
+  const auto data = file_.tensor_data(t);
+  if (t.type == quant::GgmlType::F32) return reinterpret_cast<const float*>(data.data());
+  const quant::TypeTraits& tt = quant::traits(t.type);
+  if (tt.to_float == nullptr)
+    throw Error(file_.path() + ": tensor '" + name + "' has type " + tt.name + ", which hearth cannot convert yet");
+  std::vector<float>& out = owned_.emplace_back(static_cast<size_t>(n));
+  tt.to_float(data.data(), out.data(), n);
+  return out.data();
+}
+
+}  // namespace hearth::model

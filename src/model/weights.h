@@ -1,0 +1,46 @@
+// Binding of tensor names to weights, with shape and type checks.
+// Tensor names and shapes: ../shared/docs/architectures.md §0.1 and the per-architecture tables.
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "kernels/matmul.h"
+
+namespace hearth::model {
+
+/// Hands out views of a file's tensors to an architecture. Matrices stay in the mapping;
+/// 1-D vectors (norm weights, rope factors) are F32 views, or F32 copies owned here when the
+/// file stores them in another type.
+class Weights {
+ public:
+  explicit Weights(const gguf::File& file) : file_(file) {}
+
+  /// The 2-D weight `name` with ggml shape {n_in, n_out}. Throws Error if it is missing, has
+  /// another shape, or has a type hearth cannot multiply with.
+  kernels::MatrixView matrix(const std::string& name, int64_t n_in, int64_t n_out);
+  /// As matrix(), but a missing tensor gives nullopt.
+  std::optional<kernels::MatrixView> matrix_opt(const std::string& name, int64_t n_in, int64_t n_out);
+  /// The embedding table {n_embd, n_vocab}: as matrix() but only needs row conversion.
+  kernels::MatrixView embedding(const std::string& name, int64_t n_embd, int64_t n_vocab);
+
+  /// The 1-D tensor `name` of `n` elements as F32. Throws Error if missing or mis-shaped.
+  const float* vector(const std::string& name, int64_t n);
+  /// As vector(), nullptr if missing.
+  const float* vector_opt(const std::string& name, int64_t n);
+
+  const gguf::File& file() const { return file_; }
+
+ private:
+  const gguf::TensorInfo& find(const std::string& name) const;
+  void check_shape(const gguf::TensorInfo& t, std::vector<int64_t> ne) const;
+  kernels::MatrixView view(const gguf::TensorInfo& t) const;
+
+  const gguf::File& file_;
+  std::deque<std::vector<float>> owned_;  // converted 1-D tensors (stable addresses)
+};
+
+}  // namespace hearth::model

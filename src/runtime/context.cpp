@@ -1,0 +1,121 @@
+#include "runtime/context.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+
+namespace hearth::runtime {
+
+void Batch::add(int32_t token, int32_t position, int32_t sequence, bool logits) {
+  tokens.push_back(token);
+  pos.push_back(position);
+  seq.push_back(sequence);
+  want_logits.push_back(logits ? 1 : 0);
+}
+
+void Batch::clear() {
+  tokens.clear();
+  pos.clear();
+  seq.clear();
+  want_logits.clear();
+}
+
+Context::Context(std::shared_ptr<const model::Model> model, const ContextParams& params)
+    : model_(std::move(model)),
+      params_(params),
+      pool_(params.n_threads),
+      cache_(model_->arch().kv_layers(), params.n_ctx) {
+  if (params.n_ctx == 0) throw Error("n_ctx must be at least 1");
+  if (params.n_ubatch == 0) throw Error("n_ubatch must be at least 1");
+  state_.pool = &pool_;
+  state_.kv = cache_.layers();
+}
+
+void Context::decode(const Batch& batch) {
+  const size_t n = batch.size();
+  if (batch.pos.size() != n || batch.seq.size() != n || batch.want_logits.size() != n)
+    throw Error("batch arrays have different lengths");
+  if (n == 0) throw Error("empty batch");
+  const int32_t n_vocab = static_cast<int32_t>(model_->hparams().n_vocab);
+  for (size_t i = 0; i < n; ++i) {
+    if (batch.tokens[i] < 0 || batch.tokens[i] >= n_vocab)
+      throw Error("token id " + std::to_string(batch.tokens[i]) + " at batch index " + std::to_string(i) +
+                  " is out of range (the vocabulary has " + std::to_string(n_vocab) + " tokens)");
+    if (batch.pos[i] < 0) throw Error("negative position at batch index " + std::to_string(i));
+    if (batch.seq[i] < 0 || batch.seq[i] >= kMaxSequences)
+      throw Error("sequence id " + std::to_string(batch.seq[i]) + " is out of range (0.." +
+                  std::to_string(kMaxSequences - 1) + ")");
+  }
+  std::set<std::pair<int32_t, int32_t>> seen;
+  for (size_t i = 0; i < n; ++i) {
+    if (cache_.contains(batch.seq[i], batch.pos[i]) || !seen.emplace(batch.seq[i], batch.pos[i]).second)
+      throw Error("sequence " + std::to_string(batch.seq[i]) + " already has a token at position " +
+                  std::to_string(batch.pos[i]) + " (batch index " + std::to_string(i) + ")");
+  }
+  if (n > cache_.n_free())
+    throw Error("the batch of " + std::to_string(n) + " tokens does not fit in the context: " +
+                std::to_string(cache_.n_free()) + " of n_ctx = " + std::to_string(cache_.n_ctx()) +
+                " cells are free");
+
+  size_t n_out = 0;
+  logits_row_.assign(n, -1);
+  for (size_t i = 0; i < n; ++i)
+    if (batch.want_logits[i]) logits_row_[i] = static_cast<int32_t>(n_out++);
+  logits_.resize(n_out * static_cast<size_t>(n_vocab));
+  for (size_t begin = 0; begin < n; begin += params_.n_ubatch)
+    decode_ubatch(batch, begin, std::min(n, begin + params_.n_ubatch));
+}
+
+void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
+  const int64_t n = static_cast<int64_t>(end - begin);
+  std::vector<int32_t> cells(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) cells[t] = cache_.claim(batch.seq[begin + t], batch.pos[begin + t]);
+
+  // Each token attends to the cells of its sequence up to its own position.
+  std::map<int32_t, std::vector<int32_t>> seq_cells;
+  std::vector<kernels::AttnSpan> spans(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) seq_cells.try_emplace(batch.seq[begin + t]);
+  for (auto& [seq, list] : seq_cells) cache_.cells_of(seq, INT32_MAX, list);
+  for (int64_t t = 0; t < n; ++t) {
+    const std::vector<int32_t>& list = seq_cells[batch.seq[begin + t]];
+    const int32_t p = batch.pos[begin + t];
+    // list is ordered by position: the visible cells are a prefix.
+    size_t lo = 0, hi = list.size();
+    while (lo < hi) {
+      const size_t mid = (lo + hi) / 2;
+      if (cache_.cell_pos(list[mid]) <= p) lo = mid + 1;
+      else hi = mid;
+    }
+    spans[t] = {list.data(), static_cast<int32_t>(lo)};
+  }
+
+  std::vector<int32_t> out_ids;
+  for (int64_t t = 0; t < n; ++t)
+    if (batch.want_logits[begin + t]) out_ids.push_back(static_cast<int32_t>(t));
+
+  model::UBatch ub;
+  ub.n_tokens = n;
+  ub.tokens = batch.tokens.data() + begin;
+  ub.pos = batch.pos.data() + begin;
+  ub.cells = cells.data();
+  ub.spans = spans.data();
+  ub.out_ids = out_ids.data();
+  ub.n_outputs = static_cast<int64_t>(out_ids.size());
+  float* out = nullptr;
+  if (!out_ids.empty()) {
+    out = logits_.data() + static_cast<size_t>(logits_row_[begin + out_ids[0]]) * model_->hparams().n_vocab;
+  }
+  std::vector<float> discard;
+  if (out == nullptr) out = discard.data();
+  model_->arch().forward(ub, state_, out);
+}
+
+std::span<const float> Context::logits(size_t i) const {
+  if (i >= logits_row_.size() || logits_row_[i] < 0)
+    throw Error("batch token " + std::to_string(i) + " did not ask for logits");
+  const size_t n_vocab = model_->hparams().n_vocab;
+  return {logits_.data() + static_cast<size_t>(logits_row_[i]) * n_vocab, n_vocab};
+}
+
+}  // namespace hearth::runtime

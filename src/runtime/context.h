@@ -1,0 +1,70 @@
+// A context: KV cache, threads and logits for running a Model on batches of tokens.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "kernels/threadpool.h"
+#include "model/model.h"
+#include "runtime/kv_cache.h"
+
+namespace hearth::runtime {
+
+/// Settings of a context (llama.cpp names).
+struct ContextParams {
+  uint32_t n_ctx = 4096;    ///< KV cells shared by all sequences, tokens
+  uint32_t n_ubatch = 512;  ///< most tokens per forward pass; larger batches are split
+  int n_threads = 0;        ///< compute threads (0: one per core)
+};
+
+/// Tokens to evaluate, each with its position, sequence and whether its logits are wanted
+/// (llama.cpp's llama_batch with one sequence per token).
+struct Batch {
+  std::vector<int32_t> tokens;
+  std::vector<int32_t> pos;
+  std::vector<int32_t> seq;
+  std::vector<uint8_t> want_logits;
+
+  void add(int32_t token, int32_t position, int32_t sequence, bool logits);
+  void clear();
+  size_t size() const { return tokens.size(); }
+};
+
+/// Runs a model over batches. Not thread-safe; one per concurrent user of the KV cache.
+class Context {
+ public:
+  /// Allocates the KV cache (F16) for n_ctx cells. Throws Error for n_ctx or n_ubatch of 0.
+  Context(std::shared_ptr<const model::Model> model, const ContextParams& params);
+
+  /// Evaluates `batch` in micro-batches of at most n_ubatch tokens, storing K/V in the cache
+  /// and the logits of the tokens that want them. Throws Error (and changes nothing) for a
+  /// token id out of range, a negative position, a bad sequence id, a position a sequence
+  /// already holds, or a batch that does not fit in the free cells.
+  void decode(const Batch& batch);
+
+  /// Logits (n_vocab floats) of batch token `i` of the last decode(); throws Error if that
+  /// token did not ask for logits.
+  std::span<const float> logits(size_t i) const;
+
+  const model::Model& model() const { return *model_; }
+  const ContextParams& params() const { return params_; }
+  uint32_t n_ctx() const { return cache_.n_ctx(); }
+  KvCache& kv_cache() { return cache_; }
+  const KvCache& kv_cache() const { return cache_; }
+  const kernels::ThreadPool& pool() const { return pool_; }
+
+ private:
+  void decode_ubatch(const Batch& batch, size_t begin, size_t end);
+
+  std::shared_ptr<const model::Model> model_;
+  ContextParams params_;
+  kernels::ThreadPool pool_;
+  KvCache cache_;
+  model::ForwardState state_;
+  std::vector<float> logits_;        // [n_outputs][n_vocab]
+  std::vector<int32_t> logits_row_;  // batch index -> row of logits_, -1 if none
+};
+
+}  // namespace hearth::runtime

@@ -1,0 +1,217 @@
+// The hearth program end to end: each command on real files, its output format, its errors
+// (one line on stderr, non-zero exit, never a crash) and Ctrl-C during generation.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "model/model.h"
+#include "runtime/eval.h"
+
+extern char** environ;
+
+namespace {
+
+const std::string kModels = std::string(HEARTH_TESTDATA_DIR) + "/models/";
+const std::string kTokenizer = std::string(HEARTH_TESTDATA_DIR) + "/tokenizer/";
+
+struct Result {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("hearth-cli-test-" + name)).string();
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// Starts `hearth args...` with stdout/stderr going to files; returns its pid.
+pid_t spawn(const std::vector<std::string>& args, const std::string& out, const std::string& err) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  std::vector<std::string> full{HEARTH_BINARY};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& a : full) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  EXPECT_EQ(posix_spawn(&pid, HEARTH_BINARY, &fa, nullptr, argv.data(), environ), 0);
+  posix_spawn_file_actions_destroy(&fa);
+  return pid;
+}
+
+Result wait_for(pid_t pid, const std::string& out, const std::string& err) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  Result r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+Result hearth(const std::vector<std::string>& args) {
+  const std::string out = temp_path("stdout"), err = temp_path("stderr");
+  return wait_for(spawn(args, out, err), out, err);
+}
+
+// An error is one line on stderr naming `what`, with exit code 1 (not a crash).
+void expect_error(const Result& r, const std::string& what) {
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+std::string tokens_of(const std::string& ref) {
+  std::ifstream in(kModels + "refs/" + ref + ".json");
+  const auto j = nlohmann::json::parse(in);
+  std::string s;
+  for (int t : j["tokens"]) s += (s.empty() ? "" : " ") + std::to_string(t);
+  return s;
+}
+
+TEST(Cli, EvalDumpsTheLogitsOfEveryPositionAndGreedyTokens) {
+  const std::string dump = temp_path("logits.bin");
+  for (const bool sequential : {false, true}) {
+    std::vector<std::string> args{"eval", kModels + "llama-F16.gguf", "--tokens", tokens_of("llama-F16.s64"),
+                                  "--dump-logits", dump, "--greedy", "16", "-t", "2"};
+    if (sequential) args.push_back("--sequential");
+    const Result r = hearth(args);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    // The greedy continuation llama.cpp produced for this file and sequence.
+    std::ifstream in(kModels + "refs/llama-F16.s64.json");
+    const auto ref = nlohmann::json::parse(in);
+    std::string want;
+    for (int t : ref["greedy"]["tokens"]) want += (want.empty() ? "" : " ") + std::to_string(t);
+    EXPECT_EQ(r.out, want + "\n");
+    // The dump is float32 [64][4096], identical to what the library computes in process.
+    const std::string bytes = slurp(dump);
+    ASSERT_EQ(bytes.size(), 64u * 4096 * 4);
+    auto model = hearth::model::Model::load(kModels + "llama-F16.gguf");
+    hearth::runtime::ContextParams cp;
+    cp.n_ctx = 64;
+    hearth::runtime::Context ctx(model, cp);
+    const std::vector<int32_t> toks = ref["tokens"].get<std::vector<int32_t>>();
+    const std::vector<float> logits = hearth::runtime::evaluate(ctx, toks, sequential);
+    EXPECT_EQ(std::memcmp(bytes.data(), logits.data(), bytes.size()), 0);
+  }
+}
+
+TEST(Cli, TokenizeAddsBosAndParsesSpecialTokensOnRequest) {
+  const std::string vocab = kTokenizer + "ggml-vocab-llama-spm.gguf";
+  Result r = hearth({"tokenize", vocab, "Hello world", "--ids"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "1 15043 3186\n");
+  r = hearth({"tokenize", vocab, "Hello world", "--ids", "--no-bos"});
+  EXPECT_EQ(r.out, "15043 3186\n");
+  r = hearth({"tokenize", vocab, "<s>Hi", "--ids", "--no-bos", "--parse-special"});
+  EXPECT_EQ(r.out.substr(0, 2), "1 ");
+  r = hearth({"tokenize", vocab, "<s>Hi", "--ids", "--no-bos"});
+  EXPECT_NE(r.out.substr(0, 2), "1 ");
+  r = hearth({"tokenize", vocab, "Hello"});
+  EXPECT_NE(r.out.find("15043 -> ' Hello'"), std::string::npos) << r.out;
+  const std::string text = temp_path("text.txt");
+  std::ofstream(text) << "Hello world";
+  r = hearth({"tokenize", vocab, "--file", text, "--ids"});
+  EXPECT_EQ(r.out, "1 15043 3186\n");
+}
+
+TEST(Cli, ShowDescribesTheModel) {
+  Result r = hearth({"show", kModels + "qwen3-Q4_K_M.gguf", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["architecture"], "qwen3");
+  EXPECT_EQ(j["n_params"], 3410432);
+  EXPECT_EQ(j["n_layer"], 3);
+  EXPECT_EQ(j["head_dim"], 128);
+  EXPECT_EQ(j["context_length"].get<int>(), j["metadata"]["qwen3.context_length"].get<int>());
+  EXPECT_EQ(j["tensor_types"]["Q6_K"]["count"], 3);
+  EXPECT_EQ(j["tensor_types"]["Q4_K"]["count"], 19);
+  EXPECT_EQ(j["tokenizer"]["model"], "llama");
+  EXPECT_EQ(j["chat_template"], false);
+  r = hearth({"show", kModels + "llama-F16.gguf"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("architecture   llama"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("parameters     3.41 M"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("F16"), std::string::npos);
+  // show reads any GGUF, even an architecture hearth cannot run.
+  r = hearth({"show", kModels + "gemma4-F16.gguf"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+class CliWithTinyModel : public testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    path_ = temp_path("tiny-llama.gguf");
+    const Result r = hearth({"synth", "tiny-llama", "-o", path_, "--type", "Q8_0", "--seed", "4"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  static std::string path_;
+};
+std::string CliWithTinyModel::path_;
+
+TEST_F(CliWithTinyModel, RunStreamsTextAndReportsSpeed) {
+  const Result r = hearth({"run", path_, "-p", "Four score and seven", "-n", "12", "--seed", "3", "-t", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("Four score and seven", 0), 0u) << r.out;
+  EXPECT_GT(r.out.size(), std::string("Four score and seven").size());
+  EXPECT_NE(r.err.find("prompt:"), std::string::npos);
+  EXPECT_NE(r.err.find("generation:    12 tokens"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tokens/s"), std::string::npos);
+  // Same seed, same text; greedy is reproducible too.
+  const Result again = hearth({"run", path_, "-p", "Four score and seven", "-n", "12", "--seed", "3"});
+  EXPECT_EQ(again.out, r.out);
+  const Result g1 = hearth({"run", path_, "-p", "We the People", "-n", "8", "--temp", "0"});
+  const Result g2 = hearth({"run", path_, "-p", "We the People", "-n", "8", "--temp", "0", "--seed", "99"});
+  EXPECT_EQ(g1.out, g2.out);
+}
+
+TEST_F(CliWithTinyModel, CtrlCStopsGenerationCleanly) {
+  const std::string out = temp_path("run-out"), err = temp_path("run-err");
+  const pid_t pid = spawn({"run", path_, "-p", "Once", "-n", "-1", "-c", "100000", "--ignore-eos", "-t", "1"}, out, err);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(pid, SIGINT);
+  const Result r = wait_for(pid, out, err);
+  EXPECT_EQ(r.exit_code, 130) << r.err;
+  EXPECT_NE(r.err.find("(interrupted)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("tokens/s"), std::string::npos) << r.err;
+}
+
+TEST_F(CliWithTinyModel, ErrorsAreOneClearLine) {
+  expect_error(hearth({"run", "/nonexistent/m.gguf", "-p", "hi"}), "/nonexistent/m.gguf");
+  const std::string not_gguf = temp_path("not.gguf");
+  std::ofstream(not_gguf) << "this is not a model";
+  expect_error(hearth({"run", not_gguf, "-p", "hi"}), "not a GGUF file");
+  expect_error(hearth({"run", kModels + "gemma3-F16.gguf", "-p", "hi"}), "unsupported architecture 'gemma3'");
+  expect_error(hearth({"run", kModels + "qwen3-IQ4_XS.gguf", "-p", "hi"}), "IQ4_XS");
+  expect_error(hearth({"run", path_, "-p", "Four score and seven years ago", "-c", "4"}), "does not fit in the context");
+  expect_error(hearth({"run", path_, "-p", "hi", "--top-p", "3"}), "top_p");
+  expect_error(hearth({"eval", path_, "--tokens", "1 2 x", "--dump-logits", temp_path("x.bin")}), "'x' is not a token id");
+  expect_error(hearth({"eval", path_, "--tokens", "1 99999", "--dump-logits", temp_path("x.bin")}), "out of range");
+  expect_error(hearth({"synth", "no-such-model", "-o", temp_path("y.gguf")}), "unknown model shape");
+  std::vector<char> truncated(1000);
+  std::ifstream(path_, std::ios::binary).read(truncated.data(), 1000);
+  const std::string cut = temp_path("cut.gguf");
+  std::ofstream(cut, std::ios::binary).write(truncated.data(), 1000);
+  expect_error(hearth({"show", cut}), "invalid GGUF");
+  // Usage errors come from the argument parser, with its own non-zero exit code.
+  EXPECT_NE(hearth({"run"}).exit_code, 0);
+}
+
+}  // namespace

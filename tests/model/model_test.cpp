@@ -1,0 +1,166 @@
+// Loading: hyper-parameters, tensor binding errors that name what is wrong, and synthesis.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "model/synth.h"
+#include "runtime/eval.h"
+
+namespace hearth::model {
+namespace {
+
+const std::string kModels = std::string(HEARTH_TESTDATA_DIR) + "/models/";
+
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("hearth-model-test-" + name)).string();
+}
+
+// Rewrites `src` into a new file, letting `edit` drop or change metadata and tensors.
+// edit(writer_metadata_phase) sees the writer after the metadata is copied; tensors are kept
+// when keep(name) and written with shape reshape(name, ne).
+std::string rewrite(const std::string& src, const std::string& out_name,
+                    const std::function<void(gguf::Writer&)>& edit_metadata,
+                    const std::function<bool(const std::string&)>& keep = nullptr,
+                    const std::function<std::vector<int64_t>(const gguf::TensorInfo&)>& shape = nullptr) {
+  const gguf::File f = gguf::File::open(src);
+  gguf::Writer w;
+  for (const auto& [k, v] : f.metadata()) w.set(k, v);
+  edit_metadata(w);
+  std::vector<const gguf::TensorInfo*> kept;
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    if (keep && !keep(t.name)) continue;
+    std::vector<int64_t> ne(t.ne.begin(), t.ne.begin() + t.n_dims);
+    if (shape) ne = shape(t);
+    w.add_tensor(t.name, t.type, ne);
+    kept.push_back(&t);
+  }
+  const std::string path = temp_path(out_name);
+  w.begin(path);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    auto data = f.tensor_data(*kept[i]);
+    std::vector<uint8_t> bytes(data.begin(), data.end());
+    bytes.resize(w.tensors()[i].nbytes, 0);
+    w.write_data(bytes);
+  }
+  w.finish();
+  return path;
+}
+
+void expect_load_error(const std::string& path, const std::string& what) {
+  try {
+    Model::load(path);
+    FAIL() << "expected an error about " << what;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+}
+
+TEST(Model, HyperParametersOfTheReferenceModels) {
+  const auto llama = Model::load(kModels + "llama-F16.gguf");
+  const HParams& a = llama->hparams();
+  EXPECT_EQ(a.arch, "llama");
+  EXPECT_EQ(a.n_embd, 256u);
+  EXPECT_EQ(a.n_layer, 3u);
+  EXPECT_EQ(a.n_head[0], 4u);
+  EXPECT_EQ(a.n_head_kv[2], 2u);
+  EXPECT_EQ(a.head_dim_k, 64u);
+  EXPECT_EQ(a.n_ff[1], 768u);
+  EXPECT_EQ(a.n_vocab, 4096u);
+  EXPECT_FLOAT_EQ(a.rope_freq_base, 500000.0f);
+  EXPECT_FLOAT_EQ(a.rms_eps, 1e-5f);
+  EXPECT_EQ(llama->n_params(), 3409696u);  // manifest.json
+
+  const auto qwen = Model::load(kModels + "qwen3-Q4_K_M.gguf");
+  const HParams& b = qwen->hparams();
+  EXPECT_EQ(b.arch, "qwen3");
+  EXPECT_EQ(b.head_dim_k, 128u);  // H·hd = 512 > n_embd: from attention.key_length
+  EXPECT_EQ(b.n_ff[0], 512u);
+  EXPECT_FLOAT_EQ(b.rms_eps, 1e-6f);
+  EXPECT_EQ(qwen->n_params(), 3410432u);
+}
+
+TEST(Model, UnsupportedArchitectureAndTypeAreNamed) {
+  expect_load_error(kModels + "gemma3-F16.gguf", "unsupported architecture 'gemma3'");
+  expect_load_error(kModels + "llama-IQ4_XS.gguf", "has type IQ4_XS");
+  expect_load_error("/nonexistent.gguf", "/nonexistent.gguf");
+}
+
+TEST(Model, MissingOrMisshapedTensorsAreNamed) {
+  const std::string src = kModels + "llama-F16.gguf";
+  expect_load_error(rewrite(src, "missing.gguf", [](gguf::Writer&) {},
+                            [](const std::string& n) { return n != "blk.1.ffn_up.weight"; }),
+                    "tensor 'blk.1.ffn_up.weight' is missing");
+  expect_load_error(rewrite(src, "shape.gguf", [](gguf::Writer&) {}, nullptr,
+                            [](const gguf::TensorInfo& t) {
+                              std::vector<int64_t> ne(t.ne.begin(), t.ne.begin() + t.n_dims);
+                              if (t.name == "blk.2.attn_k.weight") ne[1] = 64;
+                              return ne;
+                            }),
+                    "tensor 'blk.2.attn_k.weight' has shape [256, 64], expected [256, 128]");
+  expect_load_error(rewrite(src, "nokey.gguf", [](gguf::Writer& w) { w.remove("llama.block_count"); }),
+                    "'llama.block_count' is missing");
+  expect_load_error(rewrite(src, "badheads.gguf",
+                            [](gguf::Writer& w) { w.set("llama.attention.head_count_kv", gguf::Value::of(uint32_t{3})); }),
+                    "not a multiple of its 3 KV heads");
+  expect_load_error(rewrite(src, "badvocab.gguf",
+                            [](gguf::Writer& w) { w.set("llama.vocab_size", gguf::Value::of(uint32_t{5000})); }),
+                    "vocabulary size is 5000");
+}
+
+TEST(Synth, SameSeedSameBytesAndTheModelRuns) {
+  const SynthShape& shape = find_synth_shape("tiny-qwen3");
+  SynthOptions opt;
+  opt.seed = 9;
+  opt.type = quant::GgmlType::Q8_0;
+  const std::string a = temp_path("synth-a.gguf"), b = temp_path("synth-b.gguf"), c = temp_path("synth-c.gguf");
+  synthesize(shape, opt, a);
+  synthesize(shape, opt, b);
+  opt.seed = 10;
+  synthesize(shape, opt, c);
+  auto read = [](const std::string& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  EXPECT_EQ(read(a), read(b));
+  EXPECT_NE(read(a), read(c));
+
+  const auto m = Model::load(a);
+  EXPECT_EQ(m->n_params(), shape.n_params());
+  EXPECT_EQ(m->hparams().n_vocab, shape.n_vocab);
+  EXPECT_EQ(m->hparams().head_dim_k, shape.head_dim);
+  EXPECT_EQ(m->file().find_tensor("blk.0.attn_q.weight")->type, quant::GgmlType::Q8_0);
+  EXPECT_EQ(m->file().find_tensor("blk.0.attn_norm.weight")->type, quant::GgmlType::F32);
+  // The vocabulary round-trips text and the model produces finite, varied logits.
+  const auto& tok = m->tokenizer();
+  const std::string text = "We the People of the United States, in Order to form a more perfect Union";
+  const std::vector<int32_t> ids = tok.encode(text, false, false);
+  EXPECT_LT(ids.size(), text.size() / 2);  // the learnt merges make multi-character tokens
+  EXPECT_EQ(tok.decode(ids, false, false), text);
+  runtime::ContextParams cp;
+  cp.n_ctx = 64;
+  runtime::Context ctx(m, cp);
+  const auto logits = runtime::evaluate(ctx, ids, false);
+  float lo = 1e30f, hi = -1e30f;
+  for (float x : logits) {
+    ASSERT_TRUE(std::isfinite(x));
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  EXPECT_GT(hi - lo, 1.0f);
+}
+
+TEST(Synth, RealShapesHaveTheirRealSizes) {
+  // Parameter counts of the real models (tied embeddings counted once).
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("llama3.2-1b").n_params()), 1.236e9, 0.01e9);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-1.7b").n_params()), 1.72e9, 0.01e9);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("llama3.1-8b").n_params()), 8.03e9, 0.02e9);
+  EXPECT_THROW(find_synth_shape("gpt-5"), Error);
+}
+
+}  // namespace
+}  // namespace hearth::model
