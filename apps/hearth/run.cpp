@@ -1,5 +1,6 @@
 // hearth run [MODEL.gguf] -p PROMPT [-n N] [sampling options] [-t THREADS] [-c N_CTX]
 // Streams the generated text to stdout; prompt and generation speed go to stderr.
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -48,15 +49,17 @@ void register_run(CLI::App& app) {
   sub->add_option("--frequency-penalty", o->sp.frequency_penalty, "frequency penalty")->default_val(0.0f);
   sub->add_option("-s,--seed", o->seed, "random seed (-1: from the clock)");
   sub->add_option("-t,--threads", o->threads, "compute threads (default: all cores)");
-  sub->add_option("-c,--ctx-size", o->n_ctx, "context size n_ctx, tokens")->check(CLI::PositiveNumber)->default_val(4096);
+  auto* ctx_opt = sub->add_option("-c,--ctx-size", o->n_ctx, "context size n_ctx, tokens (default: 4096 or the model's training context if smaller)")
+                      ->check(CLI::PositiveNumber);
   sub->add_option("--ubatch-size", o->n_ubatch, "micro-batch size n_ubatch")->check(CLI::PositiveNumber);
   sub->add_flag("--no-bos", o->no_bos, "do not add the BOS token");
   sub->add_flag("--ignore-eos", o->ignore_eos, "keep generating past end-of-text tokens");
-  add_command(app, sub, [o] {
+  add_command(app, sub, [o, ctx_opt] {
     o->sp.seed = o->seed < 0 ? static_cast<uint64_t>(std::time(nullptr)) : static_cast<uint64_t>(o->seed);
     sample::Sampler sampler(o->sp);  // validates the settings before the model loads
     const double t_load0 = now_seconds();
     auto model = model::Model::load(o->model);
+    if (ctx_opt->count() == 0) o->n_ctx = std::min<uint32_t>(4096, model->hparams().n_ctx_train);
     const tokenizer::Tokenizer& tok = model->tokenizer();
     const std::vector<int32_t> prompt = tok.encode(o->prompt, !o->no_bos, false);
     if (prompt.empty()) throw Error("the prompt has no tokens");

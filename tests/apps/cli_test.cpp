@@ -185,7 +185,9 @@ TEST_F(CliWithTinyModel, RunStreamsTextAndReportsSpeed) {
 TEST_F(CliWithTinyModel, CtrlCStopsGenerationCleanly) {
   const std::string out = temp_path("run-out"), err = temp_path("run-err");
   const pid_t pid = spawn({"run", path_, "-p", "Once", "-n", "-1", "-c", "100000", "--ignore-eos", "-t", "1"}, out, err);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The prompt is echoed after the handler is installed: wait for it, then a little longer.
+  for (int i = 0; i < 3000 && slurp(out).empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   kill(pid, SIGINT);
   const Result r = wait_for(pid, out, err);
   EXPECT_EQ(r.exit_code, 130) << r.err;
