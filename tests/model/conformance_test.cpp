@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -110,6 +111,9 @@ void check_logits(const json& ref, const std::vector<float>& logits, const Toler
       EXPECT_EQ(top1, ids[0].get<int>()) << mode << ": top-1 at position " << p << " (margin " << margin / s << " s)";
     }
   }
+  std::printf("[ stats    ] %-20s %-5s %-10s d16/s median %.4f p99 %.4f max %.4f\n",
+              ref["model_file"].get<std::string>().c_str(), ref["sequence"].get<std::string>().c_str(), mode.c_str(),
+              quantile(d16s, 0.5), quantile(d16s, 0.99), quantile(d16s, 1.0));
   if (tol.d16_median >= 0) {
     EXPECT_LE(quantile(d16s, 0.5), tol.d16_median) << mode << ": median d16";
   }
