@@ -11,30 +11,30 @@
 
 namespace hearth::app {
 
-std::string format_bytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
+namespace {
+
+// `value` divided by `base` until below it, with the matching unit: "6.59 MiB", "3.41 M".
+std::string format_scaled(double value, double base, const char* const units[5]) {
   int u = 0;
-  while (v >= 1024.0 && u < 4) {
-    v /= 1024.0;
+  while (value >= base && u < 4) {
+    value /= base;
     ++u;
   }
   char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.2f%s", value, units[u]);
   return buf;
 }
 
+}  // namespace
+
+std::string format_bytes(uint64_t bytes) {
+  static const char* const units[] = {" B", " KiB", " MiB", " GiB", " TiB"};
+  return format_scaled(static_cast<double>(bytes), 1024.0, units);
+}
+
 std::string format_count(uint64_t n) {
-  const char* units[] = {"", " K", " M", " B", " T"};
-  double v = static_cast<double>(n);
-  int u = 0;
-  while (v >= 1000.0 && u < 4) {
-    v /= 1000.0;
-    ++u;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f%s" : "%.2f%s", v, units[u]);
-  return buf;
+  static const char* const units[] = {"", " K", " M", " B", " T"};
+  return format_scaled(static_cast<double>(n), 1000.0, units);
 }
 
 std::vector<int32_t> parse_token_ids(const std::string& text) {

@@ -25,6 +25,17 @@ std::set<int32_t> ids(const std::vector<Candidate>& c) {
   return s;
 }
 
+// Settings that sample from the full softmax(logits / temp): every filter off.
+SamplerParams unfiltered(float temp, uint64_t seed) {
+  SamplerParams p;
+  p.temp = temp;
+  p.top_k = 0;
+  p.top_p = 1.0f;
+  p.min_p = 0.0f;
+  p.seed = seed;
+  return p;
+}
+
 // Logits whose softmax is exactly `p` (up to float rounding).
 std::vector<float> logits_for(const std::vector<double>& p) {
   std::vector<float> l;
@@ -45,13 +56,7 @@ TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
   std::vector<float> logits(50);
   for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<float>(std::sin(i * 1.3)) * 2.0f;
   auto run = [&](uint64_t seed) {
-    SamplerParams p;
-    p.seed = seed;
-    p.temp = 1.0f;
-    p.top_k = 0;
-    p.top_p = 1.0f;
-    p.min_p = 0.0f;
-    Sampler s(p);
+    Sampler s(unfiltered(1.0f, seed));
     std::vector<int32_t> out;
     for (int i = 0; i < 200; ++i) out.push_back(s.sample(logits));
     return out;
@@ -136,13 +141,7 @@ TEST(Sampler, TemperatureShapesTheDistribution) {
   // With top-k/p/min-p off, empirical frequencies follow softmax(l / T).
   const std::vector<float> l{0.0f, 1.0f, 2.0f};
   for (float temp : {0.5f, 2.0f}) {
-    SamplerParams p;
-    p.temp = temp;
-    p.top_k = 0;
-    p.top_p = 1.0f;
-    p.min_p = 0.0f;
-    p.seed = 11;
-    Sampler s(p);
+    Sampler s(unfiltered(temp, 11));
     std::map<int32_t, int> count;
     const int n = 20000;
     for (int i = 0; i < n; ++i) ++count[s.sample(l)];
