@@ -76,8 +76,7 @@ void register_run(CLI::App& app) {
     g_interrupted = false;
     std::signal(SIGINT, on_sigint);
     tokenizer::StreamDecoder stream(tok);
-    // Echo the prompt as the model sees it (BOS and other control tokens render as nothing).
-    for (int32_t id : prompt) std::fputs(stream.push(id).c_str(), stdout);
+    std::fputs(o->prompt.c_str(), stdout);  // the prompt as given, then the continuation
     std::fflush(stdout);
 
     const double t0 = now_seconds();

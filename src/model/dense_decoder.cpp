@@ -7,6 +7,12 @@
 namespace hearth::model {
 
 DenseDecoder::DenseDecoder(const HParams& hp, Weights& w, const DenseOptions& opt) : hp_(hp), opt_(opt) {
+  if (hp.head_dim_k == 0 || hp.head_dim_v == 0)
+    throw Error(w.file().path() + ": the attention head dimension is 0 (" + hp.arch + ".attention.key_length)");
+  for (uint32_t il = 0; il < hp.n_layer; ++il)
+    if (hp.n_head[il] == 0 || hp.n_ff[il] == 0)
+      throw Error(w.file().path() + ": layer " + std::to_string(il) + " has no attention heads or no feed-forward width (" +
+                  hp.arch + ".attention.head_count, " + hp.arch + ".feed_forward_length)");
   const int64_t d = hp.n_embd;
   tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   output_norm_ = w.vector("output_norm.weight", d);

@@ -102,12 +102,10 @@ void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
   ub.spans = spans.data();
   ub.out_ids = out_ids.data();
   ub.n_outputs = static_cast<int64_t>(out_ids.size());
-  float* out = nullptr;
-  if (!out_ids.empty()) {
-    out = logits_.data() + static_cast<size_t>(logits_row_[begin + out_ids[0]]) * model_->hparams().n_vocab;
-  }
-  std::vector<float> discard;
-  if (out == nullptr) out = discard.data();
+  // The rows of this micro-batch's outputs are consecutive in logits_.
+  float* out = out_ids.empty() ? nullptr
+                               : logits_.data() + static_cast<size_t>(logits_row_[begin + out_ids[0]]) *
+                                                      model_->hparams().n_vocab;
   model_->arch().forward(ub, state_, out);
 }
 

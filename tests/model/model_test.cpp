@@ -107,6 +107,9 @@ TEST(Model, MissingOrMisshapedTensorsAreNamed) {
   expect_load_error(rewrite(src, "badheads.gguf",
                             [](gguf::Writer& w) { w.set("llama.attention.head_count_kv", gguf::Value::of(uint32_t{3})); }),
                     "not a multiple of its 3 KV heads");
+  expect_load_error(rewrite(src, "noheads.gguf",
+                            [](gguf::Writer& w) { w.set("llama.attention.head_count", gguf::Value::of(uint32_t{0})); }),
+                    "no attention heads");
   expect_load_error(rewrite(src, "badvocab.gguf",
                             [](gguf::Writer& w) { w.set("llama.vocab_size", gguf::Value::of(uint32_t{5000})); }),
                     "vocabulary size is 5000");
