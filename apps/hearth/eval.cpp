@@ -36,15 +36,18 @@ void register_eval(CLI::App& app) {
     cp.n_ubatch = o->ubatch;
     cp.n_threads = o->threads;
     runtime::Context ctx(model, cp);
-    const std::vector<float> logits = runtime::evaluate(ctx, tokens, o->sequential);
     std::ofstream out(o->dump, std::ios::binary | std::ios::trunc);
     if (!out) throw Error(o->dump + ": cannot open for writing");
-    out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
+    // Rows are written as they are computed: thousands of positions times a 150k vocabulary
+    // would not fit in memory at once.
+    std::vector<float> last;
+    runtime::evaluate(ctx, tokens, o->sequential, [&](size_t i, std::span<const float> row) {
+      out.write(reinterpret_cast<const char*>(row.data()), static_cast<std::streamsize>(row.size() * sizeof(float)));
+      if (i + 1 == tokens.size()) last.assign(row.begin(), row.end());
+    });
     out.close();
     if (!out) throw Error(o->dump + ": write failed");
     if (o->greedy > 0) {
-      const size_t n_vocab = model->hparams().n_vocab;
-      const std::span<const float> last(logits.data() + (tokens.size() - 1) * n_vocab, n_vocab);
       const std::vector<int32_t> gen =
           runtime::greedy(ctx, last, static_cast<int32_t>(tokens.size()), o->greedy);
       for (size_t i = 0; i < gen.size(); ++i) std::printf("%s%d", i ? " " : "", gen[i]);

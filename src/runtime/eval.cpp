@@ -6,27 +6,27 @@
 
 namespace hearth::runtime {
 
+void evaluate(Context& ctx, std::span<const int32_t> tokens, bool sequential, const RowSink& sink, int32_t seq,
+              int32_t start_pos) {
+  const size_t step = sequential ? 1 : ctx.params().n_ubatch;
+  Batch batch;
+  for (size_t begin = 0; begin < tokens.size(); begin += step) {
+    const size_t end = std::min(tokens.size(), begin + step);
+    batch.clear();
+    for (size_t i = begin; i < end; ++i) batch.add(tokens[i], start_pos + static_cast<int32_t>(i), seq, true);
+    ctx.decode(batch);
+    for (size_t i = begin; i < end; ++i) sink(i, ctx.logits(i - begin));
+  }
+}
+
 std::vector<float> evaluate(Context& ctx, std::span<const int32_t> tokens, bool sequential, int32_t seq,
                             int32_t start_pos) {
   const size_t n_vocab = ctx.model().hparams().n_vocab;
   std::vector<float> out(tokens.size() * n_vocab);
-  Batch batch;
-  if (sequential) {
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      batch.clear();
-      batch.add(tokens[i], start_pos + static_cast<int32_t>(i), seq, true);
-      ctx.decode(batch);
-      const auto row = ctx.logits(0);
-      std::copy(row.begin(), row.end(), out.begin() + static_cast<ptrdiff_t>(i * n_vocab));
-    }
-  } else {
-    for (size_t i = 0; i < tokens.size(); ++i) batch.add(tokens[i], start_pos + static_cast<int32_t>(i), seq, true);
-    ctx.decode(batch);
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      const auto row = ctx.logits(i);
-      std::copy(row.begin(), row.end(), out.begin() + static_cast<ptrdiff_t>(i * n_vocab));
-    }
-  }
+  evaluate(
+      ctx, tokens, sequential,
+      [&](size_t i, std::span<const float> row) { std::copy(row.begin(), row.end(), out.begin() + i * n_vocab); },
+      seq, start_pos);
   return out;
 }
 

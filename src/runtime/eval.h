@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -9,10 +10,17 @@
 
 namespace hearth::runtime {
 
-/// Evaluates `tokens` as sequence `seq` starting at position `start_pos`, keeping the logits
-/// of every position: in one batch (split into n_ubatch micro-batches) or, with
-/// `sequential`, one token per decode() call. Returns [tokens.size()][n_vocab] floats,
-/// row-major. Throws Error as Context::decode does.
+/// Receives the logits (n_vocab floats) of token `index` of an evaluation.
+using RowSink = std::function<void(size_t index, std::span<const float> logits)>;
+
+/// Evaluates `tokens` as sequence `seq` starting at position `start_pos` and hands the logits
+/// of every position to `sink`, in order: in batches of n_ubatch tokens or, with
+/// `sequential`, one token per decode() call. Memory stays at n_ubatch rows of logits however
+/// long the sequence. Throws Error as Context::decode does.
+void evaluate(Context& ctx, std::span<const int32_t> tokens, bool sequential, const RowSink& sink,
+              int32_t seq = 0, int32_t start_pos = 0);
+
+/// As above, collecting the rows: returns [tokens.size()][n_vocab] floats, row-major.
 std::vector<float> evaluate(Context& ctx, std::span<const int32_t> tokens, bool sequential, int32_t seq = 0,
                             int32_t start_pos = 0);
 
