@@ -18,6 +18,7 @@ void register_commands(CLI::App& app) {
   register_tokenize(app);
   register_eval(app);
   register_synth(app);
+  register_perplexity(app);
 }
 
 int run_selected(CLI::App& app) {

@@ -25,5 +25,6 @@ void register_show(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_synth(CLI::App& app);
+void register_perplexity(CLI::App& app);
 
 }  // namespace hearth::app

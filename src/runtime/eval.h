@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -29,5 +30,24 @@ std::vector<float> evaluate(Context& ctx, std::span<const int32_t> tokens, bool 
 /// logits of each step are appended to `step_logits` if it is not null.
 std::vector<int32_t> greedy(Context& ctx, std::span<const float> last_logits, int32_t start_pos, int n,
                             int32_t seq = 0, std::vector<float>* step_logits = nullptr);
+
+/// Result of perplexity().
+struct PerplexityResult {
+  double ppl = 0;        ///< exp(mean negative log-likelihood), nats per token
+  double ppl_error = 0;  ///< one standard error of ppl (from the variance of the per-token NLL)
+  int64_t n_scored = 0;  ///< tokens scored
+  int n_chunks = 0;      ///< windows evaluated
+};
+
+/// Perplexity the way llama.cpp's perplexity tool computes it: `tokens` (the whole text
+/// tokenized with BOS) is cut into non-overlapping windows of `n_ctx` tokens (the tail that
+/// does not fill a window is dropped; at most `max_chunks` windows if > 0). In each window the
+/// first token is replaced by `bos` (when given), the window is evaluated from an empty cache
+/// (sequence 0), and the predictions of the second half are scored: the logits of positions
+/// n_ctx/2 .. n_ctx-2 against the tokens that follow them. `on_chunk(i, running_ppl)` is
+/// called after each window. Needs a context of at least n_ctx cells; throws Error if there
+/// are fewer than 2·n_ctx tokens (as llama.cpp) or n_ctx < 2.
+PerplexityResult perplexity(Context& ctx, std::span<const int32_t> tokens, int n_ctx, std::optional<int32_t> bos,
+                            int max_chunks = 0, const std::function<void(int, double)>& on_chunk = nullptr);
 
 }  // namespace hearth::runtime

@@ -216,4 +216,24 @@ TEST_F(CliWithTinyModel, ErrorsAreOneClearLine) {
   EXPECT_NE(hearth({"run"}).exit_code, 0);
 }
 
+TEST(Cli, PerplexityPrintsLlamaCppsFinalEstimateLine) {
+  const std::string model = std::string(HEARTH_SOURCE_DIR) + "/models/hearth-kjv-Q8_0.gguf";
+  const std::string text = std::string(HEARTH_SOURCE_DIR) + "/models/kjv-heldout-ci.txt";
+  const Result r = hearth({"perplexity", model, text, "-c", "128", "--chunks", "3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("[1]", 0), 0u) << r.out;
+  EXPECT_NE(r.out.find(",[3]"), std::string::npos) << r.out;
+  const size_t at = r.out.find("Final estimate: PPL = ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const double ppl = std::stod(r.out.substr(at + 22));
+  EXPECT_GT(ppl, 1.0);
+  EXPECT_LT(ppl, 1000.0);
+  // Without -c the window is the model's training context (256) when that is below 512.
+  const Result d = hearth({"perplexity", model, text, "--chunks", "1"});
+  ASSERT_EQ(d.exit_code, 0) << d.err;
+  EXPECT_NE(d.err.find("n_ctx = 256"), std::string::npos) << d.err;
+  expect_error(hearth({"perplexity", model, text, "-c", "100000"}), "needs at least");
+  expect_error(hearth({"perplexity", model, "/no/such.txt"}), "/no/such.txt");
+}
+
 }  // namespace

@@ -1,0 +1,65 @@
+// hearth perplexity MODEL.gguf FILE [-c N_CTX] [--chunks N] [-t THREADS]
+// llama.cpp's perplexity: non-overlapping windows, BOS first, the second half of each scored.
+#include <algorithm>
+#include <cstdio>
+
+#include "commands.h"
+#include "common.h"
+#include "model/model.h"
+#include "runtime/eval.h"
+
+namespace hearth::app {
+
+void register_perplexity(CLI::App& app) {
+  auto* sub = app.add_subcommand("perplexity", "Perplexity of a model on a text file (llama.cpp's procedure)");
+  struct Opts {
+    std::string model, file;
+    uint32_t n_ctx = 512;
+    int chunks = 0;
+    int threads = 0;
+    uint32_t n_ubatch = 512;
+  };
+  auto o = std::make_shared<Opts>();
+  sub->add_option("model", o->model, "GGUF model file")->required();
+  sub->add_option("file", o->file, "text file")->required();
+  auto* ctx_opt = sub->add_option("-c,--ctx-size", o->n_ctx,
+                                  "window n_ctx, tokens (default: 512 or the model's training context if smaller)")
+                      ->check(CLI::Range(2u, 1u << 20));
+  sub->add_option("--chunks", o->chunks, "evaluate at most N windows (0: all)")->check(CLI::NonNegativeNumber);
+  sub->add_option("-t,--threads", o->threads, "compute threads (default: all cores)");
+  sub->add_option("--ubatch-size", o->n_ubatch, "micro-batch size n_ubatch")->check(CLI::PositiveNumber);
+  add_command(app, sub, [o, ctx_opt] {
+    const std::string text = read_file(o->file);
+    auto model = model::Model::load(o->model);
+    const uint32_t n_ctx_train = model->hparams().n_ctx_train;
+    if (ctx_opt->count() == 0 && n_ctx_train > 1) o->n_ctx = std::min(o->n_ctx, n_ctx_train);
+    const tokenizer::Tokenizer& tok = model->tokenizer();
+    const double t0 = now_seconds();
+    const std::vector<int32_t> tokens = tok.encode(text, /*add_special=*/true, /*parse_special=*/false);
+    runtime::ContextParams cp;
+    // Never more cells than the text has tokens: too short a text is reported by perplexity().
+    cp.n_ctx = std::max<uint32_t>(1, std::min<uint32_t>(o->n_ctx, static_cast<uint32_t>(tokens.size())));
+    cp.n_ubatch = o->n_ubatch;
+    cp.n_threads = o->threads;
+    runtime::Context ctx(model, cp);
+    const std::optional<int32_t> bos = tok.add_bos() ? tok.bos() : std::nullopt;
+    const runtime::PerplexityResult r = runtime::perplexity(
+        ctx, tokens, static_cast<int>(o->n_ctx), bos, o->chunks, [](int i, double ppl) {
+          std::printf("[%d]%.4f,", i + 1, ppl);
+          std::fflush(stdout);
+        });
+    const double dt = now_seconds() - t0;
+    if (n_ctx_train > 0 && o->n_ctx > n_ctx_train)
+      std::fprintf(stderr, "warning: n_ctx %u exceeds the model's training context %u; positions past it are untrained\n",
+                   o->n_ctx, n_ctx_train);
+    std::printf("\nFinal estimate: PPL = %.4f +/- %.5f\n", r.ppl, r.ppl_error);
+    std::fprintf(stderr,
+                 "perplexity: %zu tokens; %d windows of n_ctx = %u, the last %u predictions of each scored (%lld in "
+                 "all); %.2f s, %.1f tokens/s\n",
+                 tokens.size(), r.n_chunks, o->n_ctx, o->n_ctx - 1 - o->n_ctx / 2, static_cast<long long>(r.n_scored), dt,
+                 static_cast<double>(r.n_chunks) * o->n_ctx / dt);
+    return 0;
+  });
+}
+
+}  // namespace hearth::app
