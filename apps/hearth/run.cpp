@@ -36,7 +36,7 @@ void register_run(CLI::App& app) {
     sample::SamplerParams sp;
   };
   auto o = std::make_shared<Opts>();
-  sub->add_option("model", o->model, "GGUF model file")->required();
+  sub->add_option("model", o->model, "GGUF model file (default: the embedded hearth-kjv model)");
   sub->add_option("-p,--prompt", o->prompt, "prompt text")->required();
   sub->add_option("-n,--n-predict", o->n_predict, "tokens to generate (-1: until end of text or a full context)");
   sub->add_option("--temp", o->sp.temp, "temperature (0: greedy)")->default_val(o->sp.temp);
@@ -58,7 +58,7 @@ void register_run(CLI::App& app) {
     o->sp.seed = o->seed < 0 ? static_cast<uint64_t>(std::time(nullptr)) : static_cast<uint64_t>(o->seed);
     sample::Sampler sampler(o->sp);  // validates the settings before the model loads
     const double t_load0 = now_seconds();
-    auto model = model::Model::load(o->model);
+    auto model = o->model.empty() ? model::Model::load_default() : model::Model::load(o->model);
     if (ctx_opt->count() == 0) o->n_ctx = std::min<uint32_t>(4096, model->hparams().n_ctx_train);
     const tokenizer::Tokenizer& tok = model->tokenizer();
     const std::vector<int32_t> prompt = tok.encode(o->prompt, !o->no_bos, false);

@@ -6,6 +6,7 @@
 #include "commands.h"
 #include "common.h"
 #include "gguf/gguf.h"
+#include "model/embedded.h"
 #include "model/hparams.h"
 
 namespace hearth::app {
@@ -55,10 +56,13 @@ void register_show(CLI::App& app) {
   auto* sub = app.add_subcommand("show", "Show a model's architecture, size, tensor types and tokenizer");
   auto path = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);
-  sub->add_option("model", *path, "GGUF model file")->required();
+  sub->add_option("model", *path, "GGUF model file (default: the embedded hearth-kjv model)");
   sub->add_flag("--json", *json, "machine-readable output");
   add_command(app, sub, [path, json] {
-    const gguf::File f = gguf::File::open(*path);
+    const gguf::File f = path->empty() ? gguf::File::from_static(model::embedded_default_model().data(),
+                                                                 model::embedded_default_model().size(),
+                                                                 std::string(model::embedded_default_model_name()))
+                                       : gguf::File::open(*path);
     std::map<std::string, TypeTotal> types;
     TypeTotal all;
     for (const gguf::TensorInfo& t : f.tensors()) {
@@ -87,7 +91,7 @@ void register_show(CLI::App& app) {
 
     if (*json) {
       nlohmann::json j;
-      j["path"] = *path;
+      j["path"] = f.path();
       j["gguf_version"] = f.version();
       j["file_bytes"] = f.file_size();
       j["architecture"] = arch;
@@ -123,7 +127,7 @@ void register_show(CLI::App& app) {
       return 0;
     }
 
-    std::printf("file           %s (%s, GGUF v%u)\n", path->c_str(), format_bytes(f.file_size()).c_str(), f.version());
+    std::printf("file           %s (%s, GGUF v%u)\n", f.path().c_str(), format_bytes(f.file_size()).c_str(), f.version());
     std::printf("architecture   %s\n", arch.empty() ? "(none)" : arch.c_str());
     if (auto name = f.get<std::string>("general.name")) std::printf("name           %s\n", name->c_str());
     std::printf("parameters     %s (%llu)\n", format_count(all.elements).c_str(),

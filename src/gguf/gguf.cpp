@@ -372,6 +372,14 @@ File File::from_bytes(std::vector<uint8_t> bytes, const std::string& name) {
   return parse(std::move(m));
 }
 
+File File::from_static(const uint8_t* data, size_t size, const std::string& name) {
+  auto m = std::make_shared<Mapping>();
+  m->path = name;
+  m->data = data;
+  m->size = size;
+  return parse(std::move(m));
+}
+
 const std::string& File::path() const { return mapping_->path; }
 uint64_t File::file_size() const { return mapping_->size; }
 

@@ -175,6 +175,9 @@ class File {
   static File open(const std::string& path);
   /// Parses an in-memory image (tests, fuzzing); `name` stands in for the path in errors.
   static File from_bytes(std::vector<uint8_t> bytes, const std::string& name = "<memory>");
+  /// Parses an image that lives for the whole program (a model embedded in the binary)
+  /// without copying it. `data` must be 32-byte aligned.
+  static File from_static(const uint8_t* data, size_t size, const std::string& name);
 
   const std::string& path() const;
   uint32_t version() const { return version_; }

@@ -1,5 +1,7 @@
 #include "model/model.h"
 
+#include "model/embedded.h"
+
 namespace hearth::model {
 
 Model::Model(gguf::File file) : file_(std::move(file)) {
@@ -12,8 +14,15 @@ Model::Model(gguf::File file) : file_(std::move(file)) {
   arch_ = make_architecture(hp_, *weights_);
 }
 
-std::shared_ptr<const Model> Model::load(const std::string& path) {
-  return std::shared_ptr<const Model>(new Model(gguf::File::open(path)));
+std::shared_ptr<const Model> Model::load(const std::string& path) { return from_file(gguf::File::open(path)); }
+
+std::shared_ptr<const Model> Model::from_file(gguf::File file) {
+  return std::shared_ptr<const Model>(new Model(std::move(file)));
+}
+
+std::shared_ptr<const Model> Model::load_default() {
+  const std::span<const uint8_t> bytes = embedded_default_model();
+  return from_file(gguf::File::from_static(bytes.data(), bytes.size(), std::string(embedded_default_model_name())));
 }
 
 uint64_t Model::n_params() const {

@@ -22,6 +22,11 @@ class Model {
   /// architecture's tensors. Throws Error: missing file, not GGUF, unsupported architecture
   /// or tensor type, missing or mis-shaped tensors, bad tokenizer metadata.
   static std::shared_ptr<const Model> load(const std::string& path);
+  /// Loads an already opened file (see load()).
+  static std::shared_ptr<const Model> from_file(gguf::File file);
+  /// Loads hearth's embedded default model (hearth-kjv, Q8_0; models/README.md), which is
+  /// compiled into the program.
+  static std::shared_ptr<const Model> load_default();
 
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;

@@ -216,6 +216,19 @@ TEST_F(CliWithTinyModel, ErrorsAreOneClearLine) {
   EXPECT_NE(hearth({"run"}).exit_code, 0);
 }
 
+TEST(Cli, RunWithoutAModelUsesTheEmbeddedDefault) {
+  const std::string model = std::string(HEARTH_SOURCE_DIR) + "/models/hearth-kjv-Q8_0.gguf";
+  const Result a = hearth({"run", "-p", "And God said", "-n", "24", "--seed", "5"});
+  ASSERT_EQ(a.exit_code, 0) << a.err;
+  const Result b = hearth({"run", model, "-p", "And God said", "-n", "24", "--seed", "5"});
+  EXPECT_EQ(a.out, b.out);
+  EXPECT_EQ(a.out.rfind("And God said", 0), 0u);
+  EXPECT_GT(a.out.size(), 40u);
+  const Result show = hearth({"show", "--json"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_EQ(nlohmann::json::parse(show.out)["name"], "hearth-kjv");
+}
+
 TEST(Cli, PerplexityPrintsLlamaCppsFinalEstimateLine) {
   const std::string model = std::string(HEARTH_SOURCE_DIR) + "/models/hearth-kjv-Q8_0.gguf";
   const std::string text = std::string(HEARTH_SOURCE_DIR) + "/models/kjv-heldout-ci.txt";
