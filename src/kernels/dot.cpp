@@ -25,13 +25,18 @@ constexpr Entry<VecDotFn> kDots[] = {
     {GgmlType::BF16, scalar::vec_dot_bf16}, {GgmlType::Q4_0, scalar::vec_dot_q4_0},
     {GgmlType::Q8_0, scalar::vec_dot_q8_0}, {GgmlType::Q4_K, scalar::vec_dot_q4_K},
     {GgmlType::Q5_K, scalar::vec_dot_q5_K}, {GgmlType::Q6_K, scalar::vec_dot_q6_K},
+    {GgmlType::Q4_1, scalar::vec_dot_q4_1}, {GgmlType::Q5_0, scalar::vec_dot_q5_0},
+    {GgmlType::Q5_1, scalar::vec_dot_q5_1}, {GgmlType::Q2_K, scalar::vec_dot_q2_K},
+    {GgmlType::Q3_K, scalar::vec_dot_q3_K}, {GgmlType::IQ4_NL, scalar::vec_dot_iq4_nl},
+    {GgmlType::IQ4_XS, scalar::vec_dot_iq4_xs}, {GgmlType::TQ1_0, scalar::vec_dot_tq1_0},
+    {GgmlType::TQ2_0, scalar::vec_dot_tq2_0}, {GgmlType::MXFP4, scalar::vec_dot_mxfp4},
 };
 
 // Activation format -> converter from f32 (formats.md §3.1).
 constexpr Entry<ActQuantizeFn> kActs[] = {
     {GgmlType::F32, scalar::act_quantize_f32},   {GgmlType::F16, scalar::act_quantize_f16},
     {GgmlType::BF16, scalar::act_quantize_bf16}, {GgmlType::Q8_0, scalar::act_quantize_q8_0},
-    {GgmlType::Q8_K, scalar::act_quantize_q8_K},
+    {GgmlType::Q8_K, scalar::act_quantize_q8_K}, {GgmlType::Q8_1, scalar::act_quantize_q8_1},
 };
 
 // A table indexed by ggml type id; nullptr where hearth has no function.

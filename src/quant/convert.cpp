@@ -6,44 +6,24 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "hearth/error.h"
 #include "quant/blocks.h"
+#include "quant/convert_util.h"
 #include "quant/fp16.h"
 
 namespace hearth::quant {
 namespace {
 
-/// Number of blocks in a row of n elements; throws if n is not a whole number of blocks.
-int64_t block_count(int64_t n, int64_t blck, const char* type) {
-  if (n < 0 || n % blck != 0)
-    throw Error(std::string("row of ") + std::to_string(n) + " elements is not a multiple of the " +
-                type + " block size " + std::to_string(blck));
-  return n / blck;
-}
-
-int clamp_int(int v, int lo, int hi) { return std::min(hi, std::max(lo, v)); }
-
-/// Signed element of largest magnitude among x[0..n) (the first one on ties), or 0.
-float signed_absmax(const float* x, int n) {
-  float amax = 0.0f;
-  float max = 0.0f;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  return max;
-}
+using detail::block_count;
+using detail::clamp_int;
+using detail::kGroupMaxEps;
+using detail::signed_absmax;
 
 // ---------------------------------------------------------------------------------------------
 // Building blocks of the K-quant searches (formats.md §3.3)
-
-/// Ratio below which ggml treats a group as all zero.
-constexpr float kGroupMaxEps = 1e-15f;
 
 /// Asymmetric scale + min search, `make_qkx2_quants` (formats.md §3.3 item 2).
 /// Fits x[i] ~ scale*L[i] - *the_min with L[i] in [0, nmax] under weights w, trying
@@ -150,6 +130,67 @@ float make_qx_quants(int n, int nmax, const float* x, uint8_t* L) {
     }
   }
   return scale;
+}
+
+/// Symmetric search with refinement, `make_q3_quants(n, nmax, x, L, do_rmse = true)` (the Q3_K
+/// reference quantizer, formats.md §3.4 "symmetric search with 5 refinement passes"): starts
+/// from l_i = clamp(nint(-nmax/max * x_i), -nmax, nmax-1) (max = signed max-magnitude element)
+/// and, with weights x^2, up to 5 times proposes for each i in turn
+/// l_i' = clamp(nint(x_i * S'll / S'xl), -nmax, nmax-1) (sums without i) and keeps it if it
+/// increases (sum w x l)^2 / sum w l^2; stops early after a pass without change.
+/// Writes L[i] = l_i + nmax (all 0 for an all-zero group) and returns the least-squares scale
+/// sum w x l / sum w l^2 (0 if that denominator is 0).
+float make_q3_quants(int n, int nmax, const float* x, uint8_t* L) {
+  constexpr int kMaxN = 16;  // Q3_K sub-blocks
+  if (n > kMaxN) throw Error("make_q3_quants: group of " + std::to_string(n) + " > 16 elements");
+  const float max = signed_absmax(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
+    std::fill(L, L + n, uint8_t{0});
+    return 0.0f;
+  }
+  const float iscale = -nmax / max;
+  int l_signed[kMaxN];
+  float sumlx = 0;
+  float suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = clamp_int(nint(iscale * x[i]), -nmax, nmax - 1);
+    l_signed[i] = l;
+    const float w = x[i] * x[i];
+    sumlx += w * x[i] * l;
+    suml2 += w * l * l;
+  }
+  for (int pass = 0; pass < 5; ++pass) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      const float w = x[i] * x[i];
+      float slx = sumlx - w * x[i] * l_signed[i];
+      if (!(slx > 0)) continue;
+      float sl2 = suml2 - w * l_signed[i] * l_signed[i];
+      const int new_l = clamp_int(nint(x[i] * sl2 / slx), -nmax, nmax - 1);
+      if (new_l == l_signed[i]) continue;
+      slx += w * x[i] * new_l;
+      sl2 += w * new_l * new_l;
+      if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+        l_signed[i] = new_l;
+        sumlx = slx;
+        suml2 = sl2;
+        ++n_changed;
+      }
+    }
+    if (n_changed == 0) break;
+  }
+  for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(l_signed[i] + nmax);
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/// Stores 2-bit codes L[0..256) (each 0..3) into the 64 bytes of a Q2_K / Q3_K / TQ2_0 block:
+/// element e = 128h + 32k + l goes to bits 2k..2k+1 of qs[32h + l] (formats.md §2.3).
+void pack_2bit_codes(const uint8_t* L, uint8_t* qs) {
+  for (int h = 0; h < 2; ++h)
+    for (int l = 0; l < 32; ++l) {
+      const uint8_t* c = L + 128 * h + l;
+      qs[32 * h + l] = static_cast<uint8_t>(c[0] | (c[32] << 2) | (c[64] << 4) | (c[96] << 6));
+    }
 }
 
 /// The common part of the Q4_K and Q5_K quantizers (formats.md §3.4, "no imatrix"): for one
@@ -278,6 +319,98 @@ void to_float_q4_0(const void* src, float* dst, int64_t n) {
   }
 }
 
+void to_float_q4_1(const void* src, float* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK4_1, "Q4_1");
+  const auto* b = static_cast<const block_q4_1*>(src);
+  for (int64_t i = 0; i < nb; ++i, dst += QK4_1) {
+    const float d = fp16_to_fp32(b[i].d);
+    const float m = fp16_to_fp32(b[i].m);
+    for (int j = 0; j < 16; ++j) {
+      dst[j] = static_cast<float>(b[i].qs[j] & 0x0F) * d + m;
+      dst[j + 16] = static_cast<float>(b[i].qs[j] >> 4) * d + m;
+    }
+  }
+}
+
+void to_float_q5_0(const void* src, float* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK5_0, "Q5_0");
+  const auto* b = static_cast<const block_q5_0*>(src);
+  for (int64_t i = 0; i < nb; ++i, dst += QK5_0) {
+    const float d = fp16_to_fp32(b[i].d);
+    const uint32_t qh = q5_high_bits(b[i].qh);
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = (b[i].qs[j] & 0x0F) | static_cast<int>((qh >> j) & 1) << 4;
+      const int q1 = (b[i].qs[j] >> 4) | static_cast<int>((qh >> (j + 16)) & 1) << 4;
+      dst[j] = static_cast<float>(q0 - 16) * d;
+      dst[j + 16] = static_cast<float>(q1 - 16) * d;
+    }
+  }
+}
+
+void to_float_q5_1(const void* src, float* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK5_1, "Q5_1");
+  const auto* b = static_cast<const block_q5_1*>(src);
+  for (int64_t i = 0; i < nb; ++i, dst += QK5_1) {
+    const float d = fp16_to_fp32(b[i].d);
+    const float m = fp16_to_fp32(b[i].m);
+    const uint32_t qh = q5_high_bits(b[i].qh);
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = (b[i].qs[j] & 0x0F) | static_cast<int>((qh >> j) & 1) << 4;
+      const int q1 = (b[i].qs[j] >> 4) | static_cast<int>((qh >> (j + 16)) & 1) << 4;
+      dst[j] = static_cast<float>(q0) * d + m;
+      dst[j + 16] = static_cast<float>(q1) * d + m;
+    }
+  }
+}
+
+void to_float_q8_1(const void* src, float* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK8_1, "Q8_1");
+  const auto* b = static_cast<const block_q8_1*>(src);
+  for (int64_t i = 0; i < nb; ++i, dst += QK8_1) {
+    const float d = fp16_to_fp32(b[i].d);
+    for (int j = 0; j < QK8_1; ++j) dst[j] = static_cast<float>(b[i].qs[j]) * d;
+  }
+}
+
+void to_float_q2_K(const void* src, float* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK_K, "Q2_K");
+  const auto* b = static_cast<const block_q2_K*>(src);
+  for (int64_t i = 0; i < nb; ++i, dst += QK_K) {
+    const float d = fp16_to_fp32(b[i].d);
+    const float dmin = fp16_to_fp32(b[i].dmin);
+    // Element e = 128h + 32k + l (sub-block e/16 = 8h + 2k + l/16).
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 4; ++k)
+        for (int half = 0; half < 2; ++half) {
+          const uint8_t sc = b[i].scales[8 * h + 2 * k + half];
+          const float dl = d * (sc & 0x0F);
+          const float ml = dmin * (sc >> 4);
+          for (int l = 16 * half; l < 16 * half + 16; ++l) {
+            const int q = (b[i].qs[32 * h + l] >> (2 * k)) & 3;
+            dst[128 * h + 32 * k + l] = dl * static_cast<float>(q) - ml;
+          }
+        }
+  }
+}
+
+void to_float_q3_K(const void* src, float* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK_K, "Q3_K");
+  const auto* b = static_cast<const block_q3_K*>(src);
+  for (int64_t i = 0; i < nb; ++i, dst += QK_K) {
+    const float d = fp16_to_fp32(b[i].d);
+    for (int h = 0; h < 2; ++h)
+      for (int k = 0; k < 4; ++k)
+        for (int half = 0; half < 2; ++half) {
+          const float dl = d * static_cast<float>(q3_K_scale(b[i].scales, 8 * h + 2 * k + half));
+          for (int l = 16 * half; l < 16 * half + 16; ++l) {
+            const int q2 = (b[i].qs[32 * h + l] >> (2 * k)) & 3;
+            const int hb = (b[i].hmask[l] >> (4 * h + k)) & 1;
+            dst[128 * h + 32 * k + l] = dl * static_cast<float>(q2 - (hb ? 0 : 4));
+          }
+        }
+  }
+}
+
 void to_float_q8_0(const void* src, float* dst, int64_t n) {
   const int64_t nb = block_count(n, QK8_0, "Q8_0");
   const auto* b = static_cast<const block_q8_0*>(src);
@@ -343,6 +476,207 @@ void from_float_q4_0(const float* src, void* dst, int64_t n) {
     };
     for (int j = 0; j < 16; ++j)
       b[i].qs[j] = static_cast<uint8_t>(code(src[j]) | (code(src[j + 16]) << 4));
+  }
+}
+
+void from_float_q4_1(const float* src, void* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK4_1, "Q4_1");
+  auto* b = static_cast<block_q4_1*>(dst);
+  for (int64_t i = 0; i < nb; ++i, src += QK4_1) {
+    float min = std::numeric_limits<float>::max();
+    float max = -std::numeric_limits<float>::max();
+    for (int j = 0; j < QK4_1; ++j) {
+      if (src[j] < min) min = src[j];
+      if (src[j] > max) max = src[j];
+    }
+    const float d = (max - min) / 15;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = fp32_to_fp16(d);
+    b[i].m = fp32_to_fp16(min);
+    // q = min(15, trunc((x - min)*id + 0.5)); (x - min)*id lies in [0, 15].
+    const auto code = [id, min](float x) {
+      const float v = (x - min) * id + 0.5f;
+      return v >= 0.0f ? static_cast<int>(std::min(v, 15.0f)) : 0;
+    };
+    for (int j = 0; j < 16; ++j)
+      b[i].qs[j] = static_cast<uint8_t>(code(src[j]) | (code(src[j + 16]) << 4));
+  }
+}
+
+void from_float_q5_0(const float* src, void* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK5_0, "Q5_0");
+  auto* b = static_cast<block_q5_0*>(dst);
+  for (int64_t i = 0; i < nb; ++i, src += QK5_0) {
+    const float max = signed_absmax(src, QK5_0);
+    const float d = max / -16;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = fp32_to_fp16(d);
+    // q = min(31, trunc(x*id + 16.5)); x*id lies in [-16, 16].
+    const auto code = [id](float x) {
+      const float v = x * id + 16.5f;
+      return v >= 0.0f ? static_cast<int>(std::min(v, 31.0f)) : 0;
+    };
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = code(src[j]);
+      const int q1 = code(src[j + 16]);
+      b[i].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+      qh |= static_cast<uint32_t>(q0 >> 4) << j | static_cast<uint32_t>(q1 >> 4) << (j + 16);
+    }
+    for (int k = 0; k < 4; ++k) b[i].qh[k] = static_cast<uint8_t>(qh >> (8 * k));
+  }
+}
+
+void from_float_q5_1(const float* src, void* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK5_1, "Q5_1");
+  auto* b = static_cast<block_q5_1*>(dst);
+  for (int64_t i = 0; i < nb; ++i, src += QK5_1) {
+    float min = std::numeric_limits<float>::max();
+    float max = -std::numeric_limits<float>::max();
+    for (int j = 0; j < QK5_1; ++j) {
+      if (src[j] < min) min = src[j];
+      if (src[j] > max) max = src[j];
+    }
+    const float d = (max - min) / 31;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = fp32_to_fp16(d);
+    b[i].m = fp32_to_fp16(min);
+    // q = trunc((x - min)*id + 0.5); (x - min)*id lies in [0, 31], so ggml needs no clamp: the
+    // clamp here only keeps non-finite inputs defined.
+    const auto code = [id, min](float x) {
+      const float v = (x - min) * id + 0.5f;
+      return v >= 0.0f ? static_cast<int>(std::min(v, 31.0f)) : 0;
+    };
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int q0 = code(src[j]);
+      const int q1 = code(src[j + 16]);
+      b[i].qs[j] = static_cast<uint8_t>((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+      qh |= static_cast<uint32_t>(q0 >> 4) << j | static_cast<uint32_t>(q1 >> 4) << (j + 16);
+    }
+    for (int k = 0; k < 4; ++k) b[i].qh[k] = static_cast<uint8_t>(qh >> (8 * k));
+  }
+}
+
+void from_float_q8_1(const float* src, void* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK8_1, "Q8_1");
+  auto* b = static_cast<block_q8_1*>(dst);
+  for (int64_t i = 0; i < nb; ++i, src += QK8_1) {
+    float amax = 0.0f;
+    for (int j = 0; j < QK8_1; ++j) amax = std::max(amax, std::fabs(src[j]));
+    const float d = amax / 127;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    b[i].d = fp32_to_fp16(d);
+    int sum = 0;
+    for (int j = 0; j < QK8_1; ++j) {
+      b[i].qs[j] = static_cast<int8_t>(clamp_int(static_cast<int>(std::roundf(src[j] * id)), -127, 127));
+      sum += b[i].qs[j];
+    }
+    b[i].s = fp32_to_fp16(static_cast<float>(sum) * d);
+  }
+}
+
+void from_float_q2_K(const float* src, void* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK_K, "Q2_K");
+  auto* b = static_cast<block_q2_K*>(dst);
+  uint8_t L[QK_K];
+  uint8_t Laux[16];
+  float weights[16];
+  float scales[QK_K / 16];
+  float mins[QK_K / 16];
+  constexpr float kQ4Scale = 15.f;
+  for (int64_t i = 0; i < nb; ++i, src += QK_K) {
+    float max_scale = 0;
+    float max_min = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      for (int l = 0; l < 16; ++l) weights[l] = std::fabs(src[16 * j + l]);
+      scales[j] = make_qkx2_quants(16, 3, src + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15,
+                                   /*use_mad=*/true);
+      max_scale = std::max(max_scale, scales[j]);
+      max_min = std::max(max_min, mins[j]);
+    }
+    // 4-bit scales (low nibbles) and mins (high nibbles): nint(15*v/max_v). The search never
+    // returns a negative scale in practice; the byte arithmetic below is ggml's in any case.
+    if (max_scale > 0) {
+      const float iscale = kQ4Scale / max_scale;
+      for (int j = 0; j < QK_K / 16; ++j) b[i].scales[j] = static_cast<uint8_t>(nint(iscale * scales[j]));
+      b[i].d = fp32_to_fp16(max_scale / kQ4Scale);
+    } else {
+      std::memset(b[i].scales, 0, sizeof(b[i].scales));
+      b[i].d = fp32_to_fp16(0.f);
+    }
+    if (max_min > 0) {
+      const float iscale = kQ4Scale / max_min;
+      for (int j = 0; j < QK_K / 16; ++j)
+        b[i].scales[j] = static_cast<uint8_t>(b[i].scales[j] | (nint(iscale * mins[j]) << 4));
+      b[i].dmin = fp32_to_fp16(max_min / kQ4Scale);
+    } else {
+      b[i].dmin = fp32_to_fp16(0.f);
+    }
+    // Requantize with the decoded scales and mins (formats.md §3.3 item 4).
+    const float d = fp16_to_fp32(b[i].d);
+    const float dmin = fp16_to_fp32(b[i].dmin);
+    for (int j = 0; j < QK_K / 16; ++j) {
+      const float dl = d * (b[i].scales[j] & 0x0F);
+      if (dl == 0) continue;  // keep the search codes of a zero-scale sub-block
+      const float ml = dmin * (b[i].scales[j] >> 4);
+      for (int l = 0; l < 16; ++l)
+        L[16 * j + l] = static_cast<uint8_t>(clamp_int(nint((src[16 * j + l] + ml) / dl), 0, 3));
+    }
+    pack_2bit_codes(L, b[i].qs);
+  }
+}
+
+void from_float_q3_K(const float* src, void* dst, int64_t n) {
+  const int64_t nb = block_count(n, QK_K, "Q3_K");
+  auto* b = static_cast<block_q3_K*>(dst);
+  uint8_t L[QK_K];
+  float scales[QK_K / 16];
+  for (int64_t i = 0; i < nb; ++i, src += QK_K) {
+    float max_scale = 0;
+    float amax = 0;
+    for (int j = 0; j < QK_K / 16; ++j) {
+      scales[j] = make_q3_quants(16, 4, src + 16 * j, L + 16 * j);
+      if (std::fabs(scales[j]) > amax) {
+        amax = std::fabs(scales[j]);
+        max_scale = scales[j];
+      }
+    }
+    // 6-bit signed scales l = clamp(nint(-32/max_scale * s), -32, 31), stored as l + 32: low
+    // nibbles in scales[0..7] (j < 8 low, j >= 8 high nibble of scales[j-8]), the top two bits
+    // in scales[8 + j%4] at bit 2(j/4) (formats.md §2.3).
+    std::memset(b[i].scales, 0, sizeof(b[i].scales));
+    if (max_scale != 0) {
+      const float iscale = -32.f / max_scale;
+      for (int j = 0; j < QK_K / 16; ++j) {
+        const int l = clamp_int(nint(iscale * scales[j]), -32, 31) + 32;
+        if (j < 8)
+          b[i].scales[j] = static_cast<uint8_t>(l & 0x0F);
+        else
+          b[i].scales[j - 8] = static_cast<uint8_t>(b[i].scales[j - 8] | (l & 0x0F) << 4);
+        b[i].scales[8 + j % 4] = static_cast<uint8_t>(b[i].scales[8 + j % 4] | (l >> 4) << (2 * (j / 4)));
+      }
+      b[i].d = fp32_to_fp16(1 / iscale);
+    } else {
+      b[i].d = fp32_to_fp16(0.f);
+    }
+    // Requantize to [-4, 3] with the decoded scales; codes stored as q + 4.
+    const float d = fp16_to_fp32(b[i].d);
+    for (int j = 0; j < QK_K / 16; ++j) {
+      const float dl = d * static_cast<float>(q3_K_scale(b[i].scales, j));
+      if (dl == 0) continue;  // keep the search codes of a zero-scale sub-block
+      for (int l = 0; l < 16; ++l)
+        L[16 * j + l] = static_cast<uint8_t>(clamp_int(nint(src[16 * j + l] / dl), -4, 3) + 4);
+    }
+    // Bit 2 of the code of element e goes to bit e/32 of hmask[e%32]; the low 2 bits to qs.
+    std::memset(b[i].hmask, 0, sizeof(b[i].hmask));
+    for (int e = 0; e < QK_K; ++e) {
+      if (L[e] > 3) {
+        b[i].hmask[e % 32] = static_cast<uint8_t>(b[i].hmask[e % 32] | 1 << (e / 32));
+        L[e] = static_cast<uint8_t>(L[e] - 4);
+      }
+    }
+    pack_2bit_codes(L, b[i].qs);
   }
 }
 

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "gguf/gguf.h"
 #include "model/model.h"
 #include "runtime/eval.h"
 
@@ -29,6 +30,26 @@ struct Result {
   int exit_code = -1;
   std::string out, err;
 };
+
+// Copies the GGUF file `src` to `dst` with tensor `name` retyped to `type` (its data cut or
+// zero-padded to the new size): a file whose only fault is one tensor type.
+std::string with_tensor_type(const std::string& src, const std::string& dst, const std::string& name,
+                             hearth::quant::GgmlType type) {
+  const hearth::gguf::File f = hearth::gguf::File::open(src);
+  hearth::gguf::Writer w;
+  for (const auto& [k, v] : f.metadata()) w.set(k, v);
+  for (const hearth::gguf::TensorInfo& t : f.tensors())
+    w.add_tensor(t.name, t.name == name ? type : t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims));
+  w.begin(dst);
+  for (size_t i = 0; i < f.tensors().size(); ++i) {
+    const auto data = f.tensor_data(f.tensors()[i]);
+    std::vector<uint8_t> bytes(data.begin(), data.end());
+    bytes.resize(w.tensors()[i].nbytes, 0);
+    w.write_data(bytes);
+  }
+  w.finish();
+  return dst;
+}
 
 std::string temp_path(const std::string& name) {
   return (std::filesystem::temp_directory_path() / ("hearth-cli-test-" + name)).string();
@@ -201,7 +222,10 @@ TEST_F(CliWithTinyModel, ErrorsAreOneClearLine) {
   std::ofstream(not_gguf) << "this is not a model";
   expect_error(hearth({"run", not_gguf, "-p", "hi"}), "not a GGUF file");
   expect_error(hearth({"run", kModels + "gemma3-F16.gguf", "-p", "hi"}), "unsupported architecture 'gemma3'");
-  expect_error(hearth({"run", kModels + "qwen3-IQ4_XS.gguf", "-p", "hi"}), "IQ4_XS");
+  expect_error(hearth({"run", with_tensor_type(kModels + "qwen3-F16.gguf", temp_path("iq2.gguf"), "blk.0.ffn_up.weight",
+                                               hearth::quant::GgmlType::IQ2_XXS),
+                       "-p", "hi"}),
+               "IQ2_XXS");
   expect_error(hearth({"run", path_, "-p", "Four score and seven years ago", "-c", "4"}), "does not fit in the context");
   expect_error(hearth({"run", path_, "-p", "hi", "--top-p", "3"}), "top_p");
   expect_error(hearth({"eval", path_, "--tokens", "1 2 x", "--dump-logits", temp_path("x.bin")}), "'x' is not a token id");

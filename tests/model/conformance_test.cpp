@@ -183,7 +183,7 @@ TEST_P(Conformance, LogitsAndGreedyMatchLlamaCpp) {
 std::vector<Case> all_cases() {
   std::vector<Case> out;
   for (const char* arch : {"llama", "qwen3"})
-    for (const char* type : {"F16", "Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K"})
+    for (const char* type : {"F16", "Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_XS"})
       for (const char* seq : {"s7", "s64", "s150"}) out.push_back({std::string(arch) + "-" + type, seq});
   return out;
 }

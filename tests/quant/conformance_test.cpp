@@ -1,7 +1,9 @@
 // Byte-exact conformance of the reference quantizers with llama-quantize: every tensor of the
 // shared test models (`<model>-F16.gguf`) is quantized with hearth's from_float and compared
 // with the same tensor in the files llama-quantize wrote from it without an imatrix
-// (`<model>-Q8_0.gguf`, `-Q4_K_M`, `-Q5_K_M`, `-Q6_K`; see testdata/models/README.md).
+// (`<model>-Q8_0.gguf`, `-Q4_K_M`, `-Q5_K_M`, `-Q6_K`, `-IQ4_XS`; see testdata/models/README.md).
+// The IQ4_XS mix also stores some tensors as Q5_K, Q6_K or Q8_0; every tensor of a type hearth
+// can write is compared, whatever the file's nominal type.
 // The GGUF container is read by a minimal, test-only parser (formats.md §1) so that this test
 // depends on nothing but quant/.
 #include <gtest/gtest.h>
@@ -175,17 +177,17 @@ TEST(LlamaQuantizeConformance, ReferenceQuantizersAreByteExact) {
     const auto f16_path = dir / (std::string(model) + "-F16.gguf");
     if (!std::filesystem::exists(f16_path)) continue;
     const GgufFile f16 = read_gguf(f16_path);
-    for (const char* q : {"Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K"}) {
+    for (const char* q : {"Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_XS"}) {
       const auto q_path = dir / (std::string(model) + "-" + q + ".gguf");
       if (!std::filesystem::exists(q_path)) continue;
       check_file_pair(f16, read_gguf(q_path), std::string(model) + "-" + q, totals);
     }
   }
   for (const auto& [type, t] : totals)
-    std::printf("[ compared ] %-5s %3d tensors, %8lld blocks\n", type.c_str(), t.tensors,
+    std::printf("[ compared ] %-6s %3d tensors, %8lld blocks\n", type.c_str(), t.tensors,
                 static_cast<long long>(t.blocks));
   // Every type of the mixes must have been exercised.
-  for (const char* type : {"Q8_0", "Q4_K", "Q5_K", "Q6_K"}) EXPECT_GT(totals[type].blocks, 0) << type;
+  for (const char* type : {"Q8_0", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"}) EXPECT_GT(totals[type].blocks, 0) << type;
 }
 
 }  // namespace
