@@ -19,6 +19,7 @@ void register_commands(CLI::App& app) {
   register_eval(app);
   register_synth(app);
   register_perplexity(app);
+  register_bench(app);
   register_quantize(app);
 }
 

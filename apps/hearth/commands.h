@@ -26,6 +26,7 @@ void register_tokenize(CLI::App& app);
 void register_eval(CLI::App& app);
 void register_synth(CLI::App& app);
 void register_perplexity(CLI::App& app);
+void register_bench(CLI::App& app);
 void register_quantize(CLI::App& app);
 
 }  // namespace hearth::app
