@@ -62,7 +62,11 @@ QuantizeReport quantize_file(const std::string& in_path, const std::string& out_
 
   gguf::Writer w;
   for (const auto& [key, value] : in.metadata()) w.set(key, value);
+  // As llama-quantize (ggml's gguf_set_val_* remove the key and append it): these two keys
+  // move to the end of the metadata, in this order.
+  w.remove("general.quantization_version");
   w.set("general.quantization_version", gguf::Value::of(uint32_t{2}));
+  w.remove("general.file_type");
   w.set("general.file_type", gguf::Value::of(static_cast<uint32_t>(params.mix.ftype)));
   for (const char* key : {"split.no", "split.count", "split.tensors.count"}) w.remove(key);
   for (const TensorPlan& p : report.tensors) {

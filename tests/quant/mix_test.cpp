@@ -216,7 +216,7 @@ TEST_P(QuantizeFileMatchesLlamaQuantize, ByteForByte) {
 
 INSTANTIATE_TEST_SUITE_P(Reference, QuantizeFileMatchesLlamaQuantize,
                          testing::Combine(testing::Values("llama", "qwen3"),
-                                          testing::Values("Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K")),
+                                          testing::Values("Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_XS")),
                          [](const auto& info) {
                            return std::string(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
                          });
