@@ -13,7 +13,7 @@ namespace hearth::app {
 void register_perplexity(CLI::App& app) {
   auto* sub = app.add_subcommand("perplexity", "Perplexity of a model on a text file (llama.cpp's procedure)");
   struct Opts {
-    std::string model, file;
+    std::string model, file, kl_ref;
     uint32_t n_ctx = 512;
     int chunks = 0;
     int threads = 0;
@@ -25,6 +25,9 @@ void register_perplexity(CLI::App& app) {
   auto* ctx_opt = sub->add_option("-c,--ctx-size", o->n_ctx,
                                   "window n_ctx, tokens (default: 512 or the model's training context if smaller)")
                       ->check(CLI::Range(2u, 1u << 20));
+  sub->add_option("--kl-divergence", o->kl_ref,
+                  "REF.gguf: also compare with this reference model (usually the F16 file): mean KL divergence, "
+                  "top-1 agreement");
   sub->add_option("--chunks", o->chunks, "evaluate at most N windows (0: all)")->check(CLI::NonNegativeNumber);
   sub->add_option("-t,--threads", o->threads, "compute threads (default: all cores)");
   sub->add_option("--ubatch-size", o->n_ubatch, "micro-batch size n_ubatch")->check(CLI::PositiveNumber);
@@ -43,6 +46,20 @@ void register_perplexity(CLI::App& app) {
     cp.n_threads = o->threads;
     runtime::Context ctx(model, cp);
     const std::optional<int32_t> bos = tok.add_bos() ? tok.bos() : std::nullopt;
+    if (!o->kl_ref.empty()) {
+      auto ref_model = model::Model::load(o->kl_ref);
+      runtime::Context ref_ctx(ref_model, cp);
+      const runtime::KlDivergenceResult k =
+          runtime::kl_divergence(ref_ctx, ctx, tokens, static_cast<int>(o->n_ctx), bos, o->chunks);
+      std::printf("Mean PPL(Q)    : %10.4f\n", k.ppl);
+      std::printf("Mean PPL(base) : %10.4f\n", k.ppl_ref);
+      std::printf("Mean KLD       : %10.6f +/- %.6f\n", k.kld_mean, k.kld_error);
+      std::printf("Maximum KLD    : %10.6f\n", k.kld_max);
+      std::printf("Same top p     : %9.3f %%\n", 100.0 * k.top1_agree);
+      std::fprintf(stderr, "kl-divergence: %d windows of n_ctx = %u, %lld positions scored; %.2f s\n", k.n_chunks,
+                   o->n_ctx, static_cast<long long>(k.n_scored), now_seconds() - t0);
+      return 0;
+    }
     const runtime::PerplexityResult r = runtime::perplexity(
         ctx, tokens, static_cast<int>(o->n_ctx), bos, o->chunks, [](int i, double ppl) {
           std::printf("[%d]%.4f,", i + 1, ppl);

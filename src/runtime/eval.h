@@ -50,4 +50,24 @@ struct PerplexityResult {
 PerplexityResult perplexity(Context& ctx, std::span<const int32_t> tokens, int n_ctx, std::optional<int32_t> bos,
                             int max_chunks = 0, const std::function<void(int, double)>& on_chunk = nullptr);
 
+/// Result of kl_divergence().
+struct KlDivergenceResult {
+  double ppl_ref = 0;     ///< perplexity of the reference model on the scored tokens
+  double ppl = 0;         ///< perplexity of the tested model on the same tokens
+  double kld_mean = 0;    ///< mean KL(P_ref || P) over scored positions, nats
+  double kld_error = 0;   ///< one standard error of kld_mean
+  double kld_max = 0;     ///< largest per-position KL divergence, nats
+  double top1_agree = 0;  ///< fraction of scored positions where both models' argmax agree
+  int64_t n_scored = 0;
+  int n_chunks = 0;
+};
+
+/// Compares a model with a reference on the windows and positions perplexity() scores (the
+/// same text, n_ctx and BOS handling; llama.cpp's `perplexity --kl-divergence`): per scored
+/// position the KL divergence sum_v p_ref(v)·(log p_ref(v) − log p(v)) of the two softmax
+/// distributions, in double. Both contexts need n_ctx cells and the same vocabulary size.
+/// Throws Error as perplexity() does, or if the vocabularies differ.
+KlDivergenceResult kl_divergence(Context& ref, Context& test, std::span<const int32_t> tokens, int n_ctx,
+                                 std::optional<int32_t> bos, int max_chunks = 0);
+
 }  // namespace hearth::runtime

@@ -269,8 +269,34 @@ TEST(Cli, PerplexityPrintsLlamaCppsFinalEstimateLine) {
   const Result d = hearth({"perplexity", model, text, "--chunks", "1"});
   ASSERT_EQ(d.exit_code, 0) << d.err;
   EXPECT_NE(d.err.find("n_ctx = 256"), std::string::npos) << d.err;
+  // KL divergence from the F16 file, llama.cpp's summary lines.
+  const Result k = hearth({"perplexity", model, text, "--chunks", "2", "--kl-divergence",
+                           std::string(HEARTH_SOURCE_DIR) + "/models/hearth-kjv-F16.gguf"});
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  const size_t kat = k.out.find("Mean KLD       : ");
+  ASSERT_NE(kat, std::string::npos) << k.out;
+  const double kld = std::stod(k.out.substr(kat + 17));
+  EXPECT_GT(kld, 0.0);
+  EXPECT_LT(kld, 0.01);  // Q8_0 of trained weights
+  EXPECT_NE(k.out.find("Same top p"), std::string::npos) << k.out;
   expect_error(hearth({"perplexity", model, text, "-c", "100000"}), "needs at least");
   expect_error(hearth({"perplexity", model, "/no/such.txt"}), "/no/such.txt");
+}
+
+TEST(Cli, QuantizeWritesLlamaQuantizesFileAndNamesWhatIsWrong) {
+  const std::string out = temp_path("q4km.gguf");
+  const Result r = hearth({"quantize", kModels + "llama-F16.gguf", out, "q4_k_m", "-t", "2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("Q4_K_M"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("bits per weight"), std::string::npos) << r.out;
+  EXPECT_NE(r.err.find("token_embd.weight F16 -> Q6_K"), std::string::npos) << r.err;  // the progress lines
+  EXPECT_TRUE(slurp(out) == slurp(kModels + "llama-Q4_K_M.gguf")) << "not byte for byte llama-quantize's file";
+  expect_error(hearth({"quantize", kModels + "llama-F16.gguf", out, "Q4_K_X"}), "unknown file type 'Q4_K_X'");
+  expect_error(hearth({"quantize", kModels + "llama-F16.gguf", out, "IQ2_XXS"}), "IQ2_XXS");
+  expect_error(hearth({"quantize", kModels + "llama-Q8_0.gguf", out, "Q4_K_M"}), "--allow-requantize");
+  expect_error(hearth({"quantize", kModels + "llama-F16.gguf", out, "Q4_K_M", "--tensor-type", "attn_v"}),
+               "PATTERN=TYPE");
+  std::filesystem::remove(out);
 }
 
 }  // namespace

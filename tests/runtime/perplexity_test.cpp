@@ -44,5 +44,48 @@ TEST(Perplexity, ScoresTheSecondHalfOfEachWindowWithBosFirst) {
   EXPECT_THROW(perplexity(ctx, tokens, 33, bos), Error);
 }
 
+TEST(KlDivergence, IsZeroForTheSameModelAndMatchesAHandComputation) {
+  const std::string dir = std::string(HEARTH_TESTDATA_DIR) + "/models/";
+  const auto f16 = model::Model::load(dir + "qwen3-F16.gguf");
+  const auto q8 = model::Model::load(dir + "qwen3-Q8_0.gguf");
+  std::vector<int32_t> tokens;
+  for (int i = 0; i < 40; ++i) tokens.push_back(3 + (i * 53) % 4000);
+  const int n_ctx = 16, bos = 1;
+  ContextParams cp;
+  cp.n_ctx = 16;
+  Context a(f16, cp), b(f16, cp), q(q8, cp);
+  const KlDivergenceResult same = kl_divergence(a, b, tokens, n_ctx, bos);
+  EXPECT_EQ(same.n_chunks, 2);
+  EXPECT_EQ(same.n_scored, 2 * 7);
+  EXPECT_LT(std::abs(same.kld_mean), 1e-6);
+  EXPECT_EQ(same.top1_agree, 1.0);
+  EXPECT_DOUBLE_EQ(same.ppl, same.ppl_ref);
+
+  const KlDivergenceResult r = kl_divergence(a, q, tokens, n_ctx, bos);
+  EXPECT_NEAR(r.ppl, perplexity(q, tokens, n_ctx, bos).ppl, 1e-9 * r.ppl);
+  EXPECT_NEAR(r.ppl_ref, perplexity(a, tokens, n_ctx, bos).ppl, 1e-9 * r.ppl_ref);
+  // By hand on the first window's first scored position (8).
+  std::vector<int32_t> w(tokens.begin(), tokens.begin() + n_ctx);
+  w[0] = bos;
+  Context fa(f16, cp), fq(q8, cp);
+  const std::vector<float> la = evaluate(fa, w, false), lq = evaluate(fq, w, false);
+  const size_t V = f16->hparams().n_vocab;
+  auto log_softmax = [V](const float* row, size_t v) {
+    double z = 0;
+    for (size_t i = 0; i < V; ++i) z += std::exp(static_cast<double>(row[i]));
+    return row[v] - std::log(z);
+  };
+  double d = 0;
+  for (size_t v = 0; v < V; ++v) {
+    const double pa = log_softmax(&la[8 * V], v);
+    d += std::exp(pa) * (pa - log_softmax(&lq[8 * V], v));
+  }
+  EXPECT_GT(d, 0.0);
+  EXPECT_GE(r.kld_max, d * (1 - 1e-4));
+  EXPECT_GT(r.kld_mean, 0.0);
+  EXPECT_LT(r.kld_mean, 0.05);  // Q8_0 of a random model stays close to F16
+  EXPECT_GE(r.top1_agree, 0.5);
+}
+
 }  // namespace
 }  // namespace hearth::runtime
