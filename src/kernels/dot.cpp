@@ -1,11 +1,16 @@
 // Lookup of the dot-product kernel per weight type and of the activation converter per
-// partner format (formats.md §2.7). Only the scalar reference kernels exist so far; SIMD
-// versions chosen at run time will be added to these tables.
+// partner format (formats.md §2.7). The tables hold the scalar reference kernels; the lookup
+// functions at the bottom prefer the SIMD kernels (kernels/dot_avx.h) of the CPU path chosen at
+// run time (kernels/cpu.h).
 #include "kernels/dot.h"
 
 #include <array>
 #include <cstddef>
+#include <string>
 
+#include "hearth/error.h"
+#include "kernels/cpu.h"
+#include "kernels/dot_avx.h"
 #include "kernels/dot_scalar.h"
 
 namespace hearth::kernels {
@@ -56,12 +61,39 @@ bool valid_id(quant::GgmlType type) {
 
 }  // namespace
 
-VecDotFn vec_dot_fn(quant::GgmlType weight_type) {
-  return valid_id(weight_type) ? kDotTable[static_cast<size_t>(weight_type)] : nullptr;
+// SIMD kernels (kernels/dot_avx.h) of the requested path, falling back path by path to the
+// scalar tables above for the types a path has no kernel of its own for.
+
+VecDotFn vec_dot_fn(quant::GgmlType weight_type, CpuPath path) {
+  if (!cpu_supports(path))
+    throw Error(std::string("this CPU cannot run the ") + cpu_path_name(path) +
+                " kernels; it has: " + cpu_feature_names(cpu_features()));
+  if (!valid_id(weight_type)) return nullptr;
+#if defined(__x86_64__)
+  if (path == CpuPath::avx512)
+    if (VecDotFn f = avx512::vec_dot_fn(weight_type)) return f;
+  if (path >= CpuPath::avx2)
+    if (VecDotFn f = avx2::vec_dot_fn(weight_type)) return f;
+#endif
+  return kDotTable[static_cast<size_t>(weight_type)];
 }
 
-ActQuantizeFn act_quantize_fn(quant::GgmlType act_type) {
-  return valid_id(act_type) ? kActTable[static_cast<size_t>(act_type)] : nullptr;
+ActQuantizeFn act_quantize_fn(quant::GgmlType act_type, CpuPath path) {
+  if (!cpu_supports(path))
+    throw Error(std::string("this CPU cannot run the ") + cpu_path_name(path) +
+                " kernels; it has: " + cpu_feature_names(cpu_features()));
+  if (!valid_id(act_type)) return nullptr;
+#if defined(__x86_64__)
+  if (path == CpuPath::avx512)
+    if (ActQuantizeFn f = avx512::act_quantize_fn(act_type)) return f;
+  if (path >= CpuPath::avx2)
+    if (ActQuantizeFn f = avx2::act_quantize_fn(act_type)) return f;
+#endif
+  return kActTable[static_cast<size_t>(act_type)];
 }
+
+VecDotFn vec_dot_fn(quant::GgmlType weight_type) { return vec_dot_fn(weight_type, active_cpu_path()); }
+
+ActQuantizeFn act_quantize_fn(quant::GgmlType act_type) { return act_quantize_fn(act_type, active_cpu_path()); }
 
 }  // namespace hearth::kernels
