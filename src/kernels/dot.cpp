@@ -11,6 +11,7 @@
 #include "hearth/error.h"
 #include "kernels/cpu.h"
 #include "kernels/dot_avx.h"
+#include "kernels/dot_lattice.h"
 #include "kernels/dot_scalar.h"
 
 namespace hearth::kernels {
@@ -35,6 +36,11 @@ constexpr Entry<VecDotFn> kDots[] = {
     {GgmlType::Q3_K, scalar::vec_dot_q3_K}, {GgmlType::IQ4_NL, scalar::vec_dot_iq4_nl},
     {GgmlType::IQ4_XS, scalar::vec_dot_iq4_xs}, {GgmlType::TQ1_0, scalar::vec_dot_tq1_0},
     {GgmlType::TQ2_0, scalar::vec_dot_tq2_0}, {GgmlType::MXFP4, scalar::vec_dot_mxfp4},
+    // Lattice i-quants (kernels/dot_lattice.h).
+    {GgmlType::IQ2_XXS, scalar::vec_dot_iq2_xxs}, {GgmlType::IQ2_XS, scalar::vec_dot_iq2_xs},
+    {GgmlType::IQ2_S, scalar::vec_dot_iq2_s},     {GgmlType::IQ3_XXS, scalar::vec_dot_iq3_xxs},
+    {GgmlType::IQ3_S, scalar::vec_dot_iq3_s},     {GgmlType::IQ1_S, scalar::vec_dot_iq1_s},
+    {GgmlType::IQ1_M, scalar::vec_dot_iq1_m},
 };
 
 // Activation format -> converter from f32 (formats.md §3.1).

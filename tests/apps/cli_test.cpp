@@ -222,10 +222,10 @@ TEST_F(CliWithTinyModel, ErrorsAreOneClearLine) {
   std::ofstream(not_gguf) << "this is not a model";
   expect_error(hearth({"run", not_gguf, "-p", "hi"}), "not a GGUF file");
   expect_error(hearth({"run", kModels + "gemma3-F16.gguf", "-p", "hi"}), "unsupported architecture 'gemma3'");
-  expect_error(hearth({"run", with_tensor_type(kModels + "qwen3-F16.gguf", temp_path("iq2.gguf"), "blk.0.ffn_up.weight",
-                                               hearth::quant::GgmlType::IQ2_XXS),
+  expect_error(hearth({"run", with_tensor_type(kModels + "qwen3-F16.gguf", temp_path("nvfp4.gguf"), "blk.0.ffn_up.weight",
+                                               hearth::quant::GgmlType::NVFP4),
                        "-p", "hi"}),
-               "IQ2_XXS");
+               "NVFP4");
   expect_error(hearth({"run", path_, "-p", "Four score and seven years ago", "-c", "4"}), "does not fit in the context");
   expect_error(hearth({"run", path_, "-p", "hi", "--top-p", "3"}), "top_p");
   expect_error(hearth({"eval", path_, "--tokens", "1 2 x", "--dump-logits", temp_path("x.bin")}), "'x' is not a token id");

@@ -210,8 +210,8 @@ TEST(VecDot, HandMadeQ4_KUsesMinsWithBsums) {
 }
 
 TEST(VecDot, MissingKernelsAreNull) {
-  EXPECT_EQ(vec_dot_fn(GgmlType::IQ2_XXS), nullptr);
   EXPECT_EQ(vec_dot_fn(GgmlType::NVFP4), nullptr);
+  EXPECT_EQ(vec_dot_fn(GgmlType::Q1_0), nullptr);
   EXPECT_EQ(vec_dot_fn(GgmlType::Q8_1), nullptr);  // activation-only formats
   EXPECT_EQ(vec_dot_fn(GgmlType::Q8_K), nullptr);
   EXPECT_EQ(vec_dot_fn(static_cast<GgmlType>(4)), nullptr);

@@ -88,12 +88,12 @@ TEST(Model, HyperParametersOfTheReferenceModels) {
 
 TEST(Model, UnsupportedArchitectureAndTypeAreNamed) {
   expect_load_error(kModels + "gemma3-F16.gguf", "unsupported architecture 'gemma3'");
-  // IQ2_XXS (a lattice format hearth cannot compute with yet), on a row of 256 elements.
-  expect_load_error(rewrite(kModels + "llama-F16.gguf", "iq2.gguf", [](gguf::Writer&) {}, nullptr, nullptr,
+  // NVFP4 (a format hearth cannot compute with yet), on a row of 256 elements.
+  expect_load_error(rewrite(kModels + "llama-F16.gguf", "nvfp4.gguf", [](gguf::Writer&) {}, nullptr, nullptr,
                             [](const gguf::TensorInfo& t) {
-                              return t.name == "blk.0.ffn_up.weight" ? quant::GgmlType::IQ2_XXS : t.type;
+                              return t.name == "blk.0.ffn_up.weight" ? quant::GgmlType::NVFP4 : t.type;
                             }),
-                    "has type IQ2_XXS");
+                    "has type NVFP4");
   expect_load_error("/nonexistent.gguf", "/nonexistent.gguf");
 }
 
