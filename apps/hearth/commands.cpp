@@ -21,6 +21,7 @@ void register_commands(CLI::App& app) {
   register_perplexity(app);
   register_bench(app);
   register_quantize(app);
+  register_imatrix(app);
 }
 
 int run_selected(CLI::App& app) {

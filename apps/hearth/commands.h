@@ -28,5 +28,6 @@ void register_synth(CLI::App& app);
 void register_perplexity(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_imatrix(CLI::App& app);
 
 }  // namespace hearth::app

@@ -1,4 +1,4 @@
-// hearth quantize IN.gguf OUT.gguf TYPE [--tensor-type PATTERN=TYPE]... [--pure] [--threads N]:
+// hearth quantize IN.gguf OUT.gguf TYPE [--imatrix FILE] [--tensor-type PATTERN=TYPE]... [--pure] [--threads N]:
 // llama-quantize's file types and mixes (formats.md §4).
 #include <unistd.h>
 
@@ -36,7 +36,7 @@ void register_quantize(CLI::App& app) {
   struct Opts {
     std::string in, out, type;
     std::vector<std::string> tensor_types;
-    std::string token_embd_type, output_type;
+    std::string token_embd_type, output_type, imatrix;
     bool pure = false, leave_output = false, allow_requantize = false;
     int threads = 0;
   };
@@ -44,6 +44,8 @@ void register_quantize(CLI::App& app) {
   sub->add_option("input", o->in, "GGUF model to quantize (F32, F16 or BF16 weights)")->required();
   sub->add_option("output", o->out, "GGUF file to write")->required();
   sub->add_option("type", o->type, "file type: " + file_type_list())->required();
+  sub->add_option("--imatrix", o->imatrix,
+                  "importance matrix (GGUF or legacy .dat, from hearth imatrix / llama-imatrix): weighted quantizers");
   sub->add_option("--tensor-type", o->tensor_types, "PATTERN=TYPE: tensors whose name matches the regex get TYPE (first match wins; repeatable)");
   sub->add_option("--token-embedding-type", o->token_embd_type, "type of token_embd.weight");
   sub->add_option("--output-tensor-type", o->output_type, "type of output.weight");
@@ -62,6 +64,12 @@ void register_quantize(CLI::App& app) {
     if (!o->output_type.empty()) params.mix.output_tensor_type = parse_type(o->output_type, "--output-tensor-type");
     for (const std::string& t : o->tensor_types) params.mix.overrides.push_back(quant::TensorTypeOverride::parse(t));
     params.n_threads = o->threads;
+    if (!o->imatrix.empty()) {
+      params.imatrix = std::make_shared<const quant::Imatrix>(quant::Imatrix::read(o->imatrix));
+      params.mix.has_imatrix = true;
+      std::fprintf(stderr, "imatrix %s: %zu entries, %u chunks\n", o->imatrix.c_str(), params.imatrix->entries.size(),
+                   params.imatrix->chunk_count);
+    }
     params.allow_requantize = o->allow_requantize;
 
     const bool tty = isatty(fileno(stderr));

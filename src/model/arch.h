@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,11 +50,16 @@ struct Scratch {
   std::vector<float> rope_cache;
 };
 
+/// Called before a layer matrix multiplication y = W x with the weight view `w` and the
+/// activations x ([n_rows][w.n_in] f32); used to collect importance matrices (formats.md §3.7).
+using MatmulHook = std::function<void(const kernels::MatrixView& w, const float* x, int64_t n_rows)>;
+
 /// Per-context state a forward pass runs with.
 struct ForwardState {
   const kernels::ThreadPool* pool = nullptr;
   std::vector<KvLayer> kv;  ///< one per layer
   Scratch scratch;
+  MatmulHook on_matmul;     ///< when set, called by Compute::matmul (not for the output head)
 };
 
 /// An architecture bound to the weights of one file.

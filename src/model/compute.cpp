@@ -47,6 +47,7 @@ void Compute::rms_norm_heads(float* x, int n_heads, int head_dim, const float* w
 
 void Compute::matmul(const kernels::MatrixView& w, const float* x, float* y, const float* bias, int64_t rows) {
   if (rows < 0) rows = n();
+  if (state_.on_matmul) state_.on_matmul(w, x, rows);
   kernels::matmul(w, x, rows, y, w.n_out, pool(), state_.scratch.matmul);
   if (bias != nullptr)
     for (int64_t r = 0; r < rows; ++r) kernels::add_inplace(y + r * w.n_out, bias, w.n_out);

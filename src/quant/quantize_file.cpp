@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <exception>
 #include <cstdio>
 #include <filesystem>
 #include <vector>
 
 #include "hearth/error.h"
+#include "quant/quantize_weighted.h"
 
 namespace hearth::quant {
 namespace {
@@ -17,10 +19,31 @@ namespace {
 // Rows are converted and quantized in chunks of about this many f32 elements (64 MiB).
 constexpr int64_t kChunkElements = int64_t{16} << 20;
 
+// The per-column importance of tensor `t` from the imatrix ([ne2][ne0] values), or empty when
+// there is none or (token_embd only) its size does not match (formats.md §3.7 "Use at
+// quantization"). Throws Error for any other size mismatch or a non-finite value.
+std::vector<float> tensor_importance(const Imatrix* im, const gguf::TensorInfo& t) {
+  if (im == nullptr) return {};
+  std::vector<float> imp = im->importance(t.name);
+  if (imp.empty()) return imp;
+  const int64_t want = t.ne[0] * t.ne[2];
+  if (static_cast<int64_t>(imp.size()) != want) {
+    if (t.name.rfind("token_embd", 0) == 0) return {};
+    throw Error("imatrix entry " + t.name + " has " + std::to_string(imp.size()) + " values; the tensor " +
+                t.shape_string() + " needs ne0*ne2 = " + std::to_string(want));
+  }
+  for (size_t i = 0; i < imp.size(); ++i)
+    if (!std::isfinite(imp[i]))
+      throw Error("imatrix entry " + t.name + " has a non-finite importance at index " + std::to_string(i));
+  return imp;
+}
+
 }  // namespace
 
 std::vector<TensorPlan> plan_quantization(const gguf::File& in, const QuantizeParams& params) {
-  MixPlanner planner(MixModelInfo::from_file(in), params.mix);
+  MixOptions mix = params.mix;
+  if (params.imatrix) mix.has_imatrix = true;
+  MixPlanner planner(MixModelInfo::from_file(in), mix);
   std::vector<TensorPlan> plan;
   for (size_t i : loader_order(in.tensors())) {
     const gguf::TensorInfo& t = in.tensors()[i];
@@ -40,9 +63,12 @@ std::vector<TensorPlan> plan_quantization(const gguf::File& in, const QuantizePa
       if (from.is_quantized && !params.allow_requantize)
         throw Error("tensor " + t.name + " is already " + from.name + "; requantizing to " + to.name +
                     " loses quality, pass --allow-requantize to do it anyway");
-      if (requires_imatrix(p.to, params.mix.ftype, t.name))
+      if (requires_imatrix(p.to, params.mix.ftype, t.name) &&
+          (!params.imatrix || params.imatrix->find(t.name) == nullptr))
         throw Error("tensor " + t.name + ": " + to.name + " in a " + file_type_info(params.mix.ftype).name +
-                    " file needs an importance matrix (hearth imatrix)");
+                    " file needs an importance matrix (hearth imatrix)" +
+                    (params.imatrix ? std::string("; the imatrix has no entry for it") : std::string()));
+      tensor_importance(params.imatrix.get(), t);  // size and finiteness checked before writing
     }
     p.bytes_out = row_size(p.to, t.ne[0]) * static_cast<uint64_t>(t.n_elements() / t.ne[0]);
     plan.push_back(std::move(p));
@@ -94,6 +120,9 @@ QuantizeReport quantize_file(const std::string& in_path, const std::string& out_
         const size_t in_row = row_size(p.from, ne0);
         const size_t out_row = row_size(p.to, ne0);
         const int64_t chunk_rows = std::max<int64_t>(1, kChunkElements / ne0);
+        const std::vector<float> imp = tensor_importance(params.imatrix.get(), t);
+        const FromFloatWeightedFn weighted = imp.empty() ? nullptr : weighted_quantizer(p.to);
+        const int64_t ne1 = t.ne[1], ne2 = t.ne[2];
         for (int64_t r0 = 0; r0 < n_rows; r0 += chunk_rows) {
           const int64_t nr = std::min(chunk_rows, n_rows - r0);
           f32.resize(static_cast<size_t>(nr * ne0));
@@ -104,7 +133,12 @@ QuantizeReport quantize_file(const std::string& in_path, const std::string& out_
             try {
               float* row = f32.data() + r * ne0;
               from.to_float(src.data() + static_cast<size_t>(r0 + r) * in_row, row, ne0);
-              to.from_float(row, out.data() + static_cast<size_t>(r) * out_row, ne0);
+              if (weighted != nullptr) {
+                const int64_t expert = ((r0 + r) / ne1) % ne2;  // rows run over ne1 within ne2
+                weighted(row, out.data() + static_cast<size_t>(r) * out_row, ne0, imp.data() + expert * ne0);
+              } else {
+                to.from_float(row, out.data() + static_cast<size_t>(r) * out_row, ne0);
+              }
             } catch (...) {
 #pragma omp critical(hearth_quantize_failure)
               if (!failure) failure = std::current_exception();

@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "gguf/gguf.h"
+#include "quant/imatrix.h"
 #include "quant/mix.h"
 
 namespace hearth::quant {
@@ -18,6 +20,11 @@ struct QuantizeParams {
   MixOptions mix;                 ///< file type, overrides, pure
   int n_threads = 0;              ///< rows are quantized on this many threads (0: all cores)
   bool allow_requantize = false;  ///< allow quantized input tensors to be dequantized and requantized
+  /// Importance matrix (formats.md §3.7), or null. When set, `mix.has_imatrix` is treated as
+  /// true, and every tensor with an entry is quantized with its type's weighted quantizer
+  /// (quant/quantize_weighted.h) using the entry's per-column importance (per expert slice for
+  /// 3-D tensors); tensors without an entry use the reference quantizer.
+  std::shared_ptr<const Imatrix> imatrix;
 };
 
 /// One planned tensor: its name, input type and the type it is written in.
@@ -33,7 +40,9 @@ struct TensorPlan {
 /// Plans the output of quantizing `in`: every tensor in llama.cpp's loader order with the type
 /// the mix gives it (formats.md §4.3–4.4). Throws Error, before anything is written, for a
 /// type hearth cannot quantize to, a quantized input without `allow_requantize`, an input type
-/// hearth cannot read, or a tensor that needs an importance matrix (formats.md §4.5).
+/// hearth cannot read, a tensor that needs an importance matrix but has no entry (formats.md
+/// §4.5), or an imatrix entry whose size is not ne0·ne2 of its tensor (except token_embd,
+/// whose mismatching entry is ignored; formats.md §3.7).
 std::vector<TensorPlan> plan_quantization(const gguf::File& in, const QuantizeParams& params);
 
 /// Totals of a finished run.
@@ -53,7 +62,8 @@ using QuantizeProgress = std::function<void(size_t done, size_t total, const Ten
 
 /// Quantizes the GGUF file `in_path` into `out_path` (formats.md §4): metadata copied, with
 /// `general.file_type` and `general.quantization_version` = 2 set and `split.*` removed;
-/// tensors in loader order, each converted row by row with its type's reference quantizer.
+/// tensors in loader order, each converted row by row with its type's reference quantizer, or
+/// with the weighted quantizer and the imatrix entry's importance when `params.imatrix` has one.
 /// The output is written to `out_path + ".tmp"` and renamed when complete, so an error never
 /// leaves a partial file under the final name. Memory: one chunk of rows as f32 at a time.
 /// Throws Error for the reasons of plan_quantization(), an unreadable input, `out_path` equal

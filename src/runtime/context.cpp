@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <unordered_map>
 
 namespace hearth::runtime {
 
@@ -107,6 +108,22 @@ void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
                                : logits_.data() + static_cast<size_t>(logits_row_[begin + out_ids[0]]) *
                                                       model_->hparams().n_vocab;
   model_->arch().forward(ub, state_, out);
+}
+
+void Context::set_matmul_observer(MatmulObserver observer) {
+  if (!observer) {
+    state_.on_matmul = nullptr;
+    return;
+  }
+  // Weight views point into the file's mapping: the data address identifies the tensor.
+  auto names = std::make_shared<std::unordered_map<const uint8_t*, std::string>>();
+  const gguf::File& file = model_->file();
+  for (const gguf::TensorInfo& t : file.tensors()) names->emplace(file.tensor_data(t).data(), t.name);
+  state_.on_matmul = [names, obs = std::move(observer)](const kernels::MatrixView& w, const float* x, int64_t n_rows) {
+    const auto it = names->find(w.data);
+    static const std::string unknown = "?";
+    obs(it == names->end() ? unknown : it->second, x, n_rows, w.n_in);
+  };
 }
 
 std::span<const float> Context::logits(size_t i) const {

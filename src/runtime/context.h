@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <memory>
 #include <span>
 #include <vector>
@@ -54,6 +56,14 @@ class Context {
   KvCache& kv_cache() { return cache_; }
   const KvCache& kv_cache() const { return cache_; }
   const kernels::ThreadPool& pool() const { return pool_; }
+
+  /// Observer of the layer matrix multiplications: (weight tensor name, activations x as
+  /// [n_rows][n_in] f32, n_rows, n_in), called before each one of every later decode(). Used by
+  /// `hearth imatrix` (formats.md §3.7). The output head is not observed. nullptr removes it;
+  /// without one decoding has no extra cost.
+  using MatmulObserver =
+      std::function<void(const std::string& weight_name, const float* x, int64_t n_rows, int64_t n_in)>;
+  void set_matmul_observer(MatmulObserver observer);
 
  private:
   void decode_ubatch(const Batch& batch, size_t begin, size_t end);
