@@ -31,10 +31,7 @@
 #include "model/model.h"
 #include "runtime/bandwidth.h"
 #include "runtime/context.h"
-#if __has_include("kernels/cpu.h")
 #include "kernels/cpu.h"
-#define HEARTH_BENCH_HAS_CPU_PATH 1
-#endif
 
 namespace hearth::app {
 namespace {
@@ -477,9 +474,7 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
     j["stddev_ts"] = sample_stdev(ts);
     j["samples_ns"] = t.samples_ns;
     j["samples_ts"] = ts;
-#ifdef HEARTH_BENCH_HAS_CPU_PATH
     j["cpu_path"] = kernels::cpu_path_name(kernels::active_cpu_path());  // scalar, avx2 or avx512 (HEARTH_CPU)
-#endif
     j["peak_rss_bytes"] = rss;
     a.push_back(std::move(j));
   }
