@@ -8,13 +8,81 @@
 #include "quant/convert.h"
 #include "quant/convert_util.h"
 #include "quant/fp16.h"
+#include "quant/quantize_lattice.h"
 
 namespace hearth::quant {
+
+namespace detail {
+
+float make_qp_quants(int n, int nmax, const float* x, uint8_t* L, const float* w) {
+  float max = 0;
+  for (int i = 0; i < n; ++i) max = std::max(max, x[i]);
+  if (max < kGroupMaxEps) {
+    std::fill(L, L + n, 0);
+    return 0.f;
+  }
+  float iscale = nmax / max;
+  for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(clamp_int(nint(iscale * x[i]), 0, nmax));
+  const float scale = 1 / iscale;
+  float best_mse = 0;
+  for (int i = 0; i < n; ++i) {
+    const float diff = x[i] - scale * L[i];
+    best_mse += w[i] * diff * diff;
+  }
+  for (int is = -4; is <= 4; ++is) {
+    if (is == 0) continue;
+    const float iscale_is = (0.1f * is + nmax) / max;
+    const float scale_is = 1 / iscale_is;
+    float mse = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = std::min(nmax, nint(iscale_is * x[i]));
+      const float diff = x[i] - scale_is * l;
+      mse += w[i] * diff * diff;
+    }
+    if (mse < best_mse) {
+      best_mse = mse;
+      iscale = iscale_is;
+    }
+  }
+  float sumlx = 0, suml2 = 0;
+  for (int i = 0; i < n; ++i) {
+    const int l = clamp_int(nint(iscale * x[i]), 0, nmax);
+    L[i] = static_cast<uint8_t>(l);
+    sumlx += w[i] * x[i] * l;
+    suml2 += w[i] * l * l;
+  }
+  for (int itry = 0; itry < 5; ++itry) {
+    int n_changed = 0;
+    for (int i = 0; i < n; ++i) {
+      float slx = sumlx - w[i] * x[i] * L[i];
+      float sl2 = suml2 - w[i] * L[i] * L[i];
+      if (slx > 0 && sl2 > 0) {
+        const int new_l = clamp_int(nint(x[i] * sl2 / slx), 0, nmax);
+        if (new_l != L[i]) {
+          slx += w[i] * x[i] * new_l;
+          sl2 += w[i] * new_l * new_l;
+          if (slx * slx * suml2 > sumlx * sumlx * sl2) {
+            L[i] = static_cast<uint8_t>(new_l);
+            sumlx = slx;
+            suml2 = sl2;
+            ++n_changed;
+          }
+        }
+      }
+    }
+    if (n_changed == 0) break;
+  }
+  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+}  // namespace detail
+
 namespace {
 
 using detail::block_count;
 using detail::clamp_int;
 using detail::kGroupMaxEps;
+using detail::make_qp_quants;
 
 /// make_qx_quants with explicit weights (formats.md §3.3 item 1): symmetric codes L + nmax in
 /// L[0..n), returns the least-squares scale of the best of 19 candidate inverse scales.
@@ -118,69 +186,6 @@ float make_qkx3_quants(int n, int nmax, const float* x, const float* w, uint8_t*
   }
   *the_min = -min;
   return scale;
-}
-
-/// make_qp_quants (formats.md §3.3 item 3): non-negative values v as integers 0..nmax in L;
-/// returns the super-scale Σw·v·L / Σw·L².
-float make_qp_quants(int n, int nmax, const float* x, uint8_t* L, const float* w) {
-  float max = 0;
-  for (int i = 0; i < n; ++i) max = std::max(max, x[i]);
-  if (max < kGroupMaxEps) {
-    std::fill(L, L + n, 0);
-    return 0.f;
-  }
-  float iscale = nmax / max;
-  for (int i = 0; i < n; ++i) L[i] = static_cast<uint8_t>(clamp_int(nint(iscale * x[i]), 0, nmax));
-  const float scale = 1 / iscale;
-  float best_mse = 0;
-  for (int i = 0; i < n; ++i) {
-    const float diff = x[i] - scale * L[i];
-    best_mse += w[i] * diff * diff;
-  }
-  for (int is = -4; is <= 4; ++is) {
-    if (is == 0) continue;
-    const float iscale_is = (0.1f * is + nmax) / max;
-    const float scale_is = 1 / iscale_is;
-    float mse = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::min(nmax, nint(iscale_is * x[i]));
-      const float diff = x[i] - scale_is * l;
-      mse += w[i] * diff * diff;
-    }
-    if (mse < best_mse) {
-      best_mse = mse;
-      iscale = iscale_is;
-    }
-  }
-  float sumlx = 0, suml2 = 0;
-  for (int i = 0; i < n; ++i) {
-    const int l = clamp_int(nint(iscale * x[i]), 0, nmax);
-    L[i] = static_cast<uint8_t>(l);
-    sumlx += w[i] * x[i] * l;
-    suml2 += w[i] * l * l;
-  }
-  for (int itry = 0; itry < 5; ++itry) {
-    int n_changed = 0;
-    for (int i = 0; i < n; ++i) {
-      float slx = sumlx - w[i] * x[i] * L[i];
-      float sl2 = suml2 - w[i] * L[i] * L[i];
-      if (slx > 0 && sl2 > 0) {
-        const int new_l = clamp_int(nint(x[i] * sl2 / slx), 0, nmax);
-        if (new_l != L[i]) {
-          slx += w[i] * x[i] * new_l;
-          sl2 += w[i] * new_l * new_l;
-          if (slx * slx * suml2 > sumlx * sumlx * sl2) {
-            L[i] = static_cast<uint8_t>(new_l);
-            sumlx = slx;
-            suml2 = sl2;
-            ++n_changed;
-          }
-        }
-      }
-    }
-    if (n_changed == 0) break;
-  }
-  return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
 }
 
 float sum_squares(const float* x, int64_t n) {
@@ -590,6 +595,13 @@ FromFloatWeightedFn weighted_quantizer(GgmlType type) {
     case GgmlType::Q5_1: return quantize_weighted_q5_1;
     case GgmlType::IQ4_NL: return quantize_weighted_iq4_nl;
     case GgmlType::IQ4_XS: return quantize_weighted_iq4_xs;
+    case GgmlType::IQ2_XXS: return quantize_weighted_iq2_xxs;
+    case GgmlType::IQ2_XS: return quantize_weighted_iq2_xs;
+    case GgmlType::IQ2_S: return quantize_weighted_iq2_s;
+    case GgmlType::IQ3_XXS: return quantize_weighted_iq3_xxs;
+    case GgmlType::IQ3_S: return quantize_weighted_iq3_s;
+    case GgmlType::IQ1_S: return quantize_weighted_iq1_s;
+    case GgmlType::IQ1_M: return quantize_weighted_iq1_m;
     default: return nullptr;
   }
 }

@@ -18,7 +18,8 @@ using FromFloatWeightedFn = void (*)(const float* src, void* dst, int64_t n, con
 
 /// The weighted quantizer of `type`, or nullptr for types without one (those are quantized with
 /// the reference quantizer; the imatrix is ignored). Implemented: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
-/// Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS.
+/// Q4_0, Q4_1, Q5_0, Q5_1, IQ4_NL, IQ4_XS, and the lattice types IQ2_XXS, IQ2_XS, IQ2_S,
+/// IQ3_XXS, IQ3_S, IQ1_S, IQ1_M (quant/quantize_lattice.h).
 FromFloatWeightedFn weighted_quantizer(GgmlType type);
 
 // The individual quantizers (signature FromFloatWeightedFn; formats.md §3.4 / §3.5).
@@ -46,5 +47,15 @@ void quantize_weighted_q5_1(const float* src, void* dst, int64_t n, const float*
 void quantize_weighted_iq4_nl(const float* src, void* dst, int64_t n, const float* weights);
 /// IQ4_XS: per 256 the IQ4_NL search per 32 (σ² = 2Σx²/256), 6-bit block scales.
 void quantize_weighted_iq4_xs(const float* src, void* dst, int64_t n, const float* weights);
+
+namespace detail {
+
+/// ggml's make_qp_quants (formats.md §3.3 item 3), shared by the quantizers of quant/: the `n`
+/// values x (meant non-negative) as integers 0..nmax in L[0..n) under weights w[0..n) (a
+/// 9-candidate scale search, then up to 5 rounds of single-code changes); returns the scale
+/// Σw·x·L / Σw·L² (0 when max x < 1e-15 or all of Σw·L² vanishes).
+float make_qp_quants(int n, int nmax, const float* x, uint8_t* L, const float* w);
+
+}  // namespace detail
 
 }  // namespace hearth::quant

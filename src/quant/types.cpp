@@ -7,6 +7,7 @@
 #include "hearth/error.h"
 #include "quant/convert.h"
 #include "quant/convert_lattice.h"
+#include "quant/quantize_lattice.h"
 
 namespace hearth::quant {
 namespace {
@@ -30,20 +31,20 @@ constexpr TypeTraits kTable[] = {
     {T::Q5_K, "Q5_K", 256, 176, true, to_float_q5_K, from_float_q5_K, T::Q8_K},
     {T::Q6_K, "Q6_K", 256, 210, true, to_float_q6_K, from_float_q6_K, T::Q8_K},
     {T::Q8_K, "Q8_K", 256, 292, true, to_float_q8_K, from_float_q8_K, T::Q8_K},
-    {T::IQ2_XXS, "IQ2_XXS", 256, 66, true, to_float_iq2_xxs, nullptr, T::Q8_K},
-    {T::IQ2_XS, "IQ2_XS", 256, 74, true, to_float_iq2_xs, nullptr, T::Q8_K},
-    {T::IQ3_XXS, "IQ3_XXS", 256, 98, true, to_float_iq3_xxs, nullptr, T::Q8_K},
-    {T::IQ1_S, "IQ1_S", 256, 50, true, to_float_iq1_s, nullptr, T::Q8_K},
+    {T::IQ2_XXS, "IQ2_XXS", 256, 66, true, to_float_iq2_xxs, from_float_iq2_xxs, T::Q8_K},
+    {T::IQ2_XS, "IQ2_XS", 256, 74, true, to_float_iq2_xs, from_float_iq2_xs, T::Q8_K},
+    {T::IQ3_XXS, "IQ3_XXS", 256, 98, true, to_float_iq3_xxs, from_float_iq3_xxs, T::Q8_K},
+    {T::IQ1_S, "IQ1_S", 256, 50, true, to_float_iq1_s, from_float_iq1_s, T::Q8_K},
     {T::IQ4_NL, "IQ4_NL", 32, 18, true, to_float_iq4_nl, from_float_iq4_nl, T::Q8_0},
-    {T::IQ3_S, "IQ3_S", 256, 110, true, to_float_iq3_s, nullptr, T::Q8_K},
-    {T::IQ2_S, "IQ2_S", 256, 82, true, to_float_iq2_s, nullptr, T::Q8_K},
+    {T::IQ3_S, "IQ3_S", 256, 110, true, to_float_iq3_s, from_float_iq3_s, T::Q8_K},
+    {T::IQ2_S, "IQ2_S", 256, 82, true, to_float_iq2_s, from_float_iq2_s, T::Q8_K},
     {T::IQ4_XS, "IQ4_XS", 256, 136, true, to_float_iq4_xs, from_float_iq4_xs, T::Q8_K},
     {T::I8, "I8", 1, 1, false, nullptr, nullptr, T::I8},
     {T::I16, "I16", 1, 2, false, nullptr, nullptr, T::I16},
     {T::I32, "I32", 1, 4, false, nullptr, nullptr, T::I32},
     {T::I64, "I64", 1, 8, false, nullptr, nullptr, T::I64},
     {T::F64, "F64", 1, 8, false, nullptr, nullptr, T::F64},
-    {T::IQ1_M, "IQ1_M", 256, 56, true, to_float_iq1_m, nullptr, T::Q8_K},
+    {T::IQ1_M, "IQ1_M", 256, 56, true, to_float_iq1_m, from_float_iq1_m, T::Q8_K},
     {T::BF16, "BF16", 1, 2, false, to_float_bf16, from_float_bf16, T::BF16},
     {T::TQ1_0, "TQ1_0", 256, 54, true, to_float_tq1_0, from_float_tq1_0, T::Q8_K},
     {T::TQ2_0, "TQ2_0", 256, 66, true, to_float_tq2_0, from_float_tq2_0, T::Q8_K},

@@ -3,11 +3,15 @@
 // no imatrix; see that folder's README).
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "gguf/gguf.h"
 #include "hearth/error.h"
+#include "quant/imatrix.h"
 #include "quant/mix.h"
 #include "quant/quantize_file.h"
 
@@ -242,6 +246,75 @@ TEST(QuantizeFile, ErrorsNameTheProblemAndLeaveNoFile) {
   EXPECT_FALSE(std::filesystem::exists(out));
   EXPECT_FALSE(std::filesystem::exists(out + ".tmp"));
   EXPECT_THROW(quantize_file("/no/such/model.gguf", out, params), Error);
+}
+
+// The lattice i-quant mixes (formats.md §4.4, §4.5 "imatrix requirement"): without an imatrix
+// the mixes that plan IQ1_*, IQ2_* or IQ3_XXS tensors are refused before anything is written;
+// with one, the file has the planned types and every quantized tensor decodes close to its input.
+TEST(QuantizeFile, LatticeMixesNeedAnImatrixAndQuantizeWithIt) {
+  const std::string in = kModels + "llama-F16.gguf";
+  const std::string out = testing::TempDir() + "hearth-quantize-lattice.gguf";
+  const gguf::File model = gguf::File::open(in);
+  auto im = std::make_shared<Imatrix>();
+  for (const auto& t : model.tensors()) {
+    if (t.name.rfind("blk.", 0) != 0 || t.n_dims < 2) continue;
+    ImatrixEntry e;
+    e.n_in = t.ne[0];
+    for (int64_t c = 0; c < t.ne[0]; ++c) e.in_sum2.push_back(1.f + static_cast<float>(c % 7));
+    e.counts = {1.f};
+    im->entries[t.name] = e;
+  }
+  const FileType needs[] = {FileType::IQ2_XXS, FileType::IQ2_XS, FileType::IQ2_S, FileType::IQ2_M,
+                            FileType::IQ3_XXS, FileType::IQ3_XS, FileType::IQ1_S, FileType::IQ1_M};
+  for (FileType ftype : {FileType::IQ2_XXS, FileType::IQ2_XS, FileType::IQ2_S, FileType::IQ2_M, FileType::IQ3_XXS,
+                         FileType::IQ3_XS, FileType::IQ3_S, FileType::IQ3_M, FileType::IQ1_S, FileType::IQ1_M}) {
+    const char* name = file_type_info(ftype).name;
+    QuantizeParams params;
+    params.mix.ftype = ftype;
+    params.n_threads = 2;
+    const bool need = std::find(std::begin(needs), std::end(needs), ftype) != std::end(needs);
+    if (need) {
+      try {
+        plan_quantization(model, params);
+        ADD_FAILURE() << name << " without an imatrix must be refused";
+      } catch (const Error& e) {
+        EXPECT_NE(std::string(e.what()).find("needs an importance matrix"), std::string::npos) << e.what();
+      }
+    } else {
+      EXPECT_NO_THROW(plan_quantization(model, params)) << name;
+    }
+    params.imatrix = im;
+    const std::vector<TensorPlan> plan = plan_quantization(model, params);
+    size_t n_default = 0;
+    for (const TensorPlan& p : plan) n_default += p.to == file_type_info(ftype).default_type;
+    EXPECT_GT(n_default, 0u) << name;
+    if (ftype != FileType::IQ2_XXS && ftype != FileType::IQ3_XS && ftype != FileType::IQ1_M && ftype != FileType::IQ2_M)
+      continue;  // the four written ones hold every lattice type but IQ1_S (tests/quant/quantize_lattice_test.cpp)
+    quantize_file(in, out, params);
+    const gguf::File got = gguf::File::open(out);
+    ASSERT_EQ(got.tensors().size(), plan.size());
+    for (const TensorPlan& p : plan) {
+      const gguf::TensorInfo* t = nullptr;
+      for (const auto& g : got.tensors())
+        if (g.name == p.name) t = &g;
+      ASSERT_NE(t, nullptr) << p.name;
+      EXPECT_EQ(t->type, p.to) << name << " " << p.name;
+      if (p.to == p.from) continue;
+      const int64_t n = t->n_elements();
+      std::vector<float> x(static_cast<size_t>(n)), y(static_cast<size_t>(n));
+      traits(p.from).to_float(model.tensor_data(model.tensors()[p.index]).data(), x.data(), n);
+      traits(p.to).to_float(got.tensor_data(*t).data(), y.data(), n);
+      double num = 0, den = 0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        ASSERT_TRUE(std::isfinite(y[i])) << name << " " << p.name;
+        num += double(x[i] - y[i]) * (x[i] - y[i]);
+        den += double(x[i]) * x[i];
+      }
+      // Relative RMSE: about 0.45 for IQ1_M, 0.3 for IQ2_XXS, 0.15 for IQ3_S on Gaussian weights.
+      EXPECT_LT(std::sqrt(num / den), 0.6) << name << " " << p.name << " as " << traits(p.to).name;
+    }
+  }
+  std::filesystem::remove(out);
 }
 
 }  // namespace
