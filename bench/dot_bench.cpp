@@ -77,9 +77,13 @@ void BM_ActQuantize(benchmark::State& state, GgmlType act_type, CpuPath path) {
 
 // Every (type, path) pair, registered before main runs.
 const bool kRegistered = [] {
-  const GgmlType weight_types[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
-                                   GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
-  const GgmlType act_types[] = {GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q8_K};
+  const GgmlType weight_types[] = {
+      GgmlType::F32,  GgmlType::F16,  GgmlType::BF16,  GgmlType::Q8_0,   GgmlType::Q4_0,  GgmlType::Q4_1,
+      GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::IQ4_NL, GgmlType::MXFP4, GgmlType::Q2_K,  GgmlType::Q3_K,
+      GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K,  GgmlType::IQ4_XS, GgmlType::TQ1_0, GgmlType::TQ2_0,
+      GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S, GgmlType::IQ3_XXS, GgmlType::IQ3_S, GgmlType::IQ1_S,
+      GgmlType::IQ1_M};
+  const GgmlType act_types[] = {GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K};
   const CpuPath paths[] = {CpuPath::scalar, CpuPath::avx2, CpuPath::avx512};
   for (GgmlType t : weight_types)
     for (CpuPath p : paths)

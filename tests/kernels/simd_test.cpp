@@ -5,10 +5,15 @@
 // dequantized rows). The kernels differ only in the order of the float additions: the F32,
 // F16 and BF16 kernels sum in f32 vector lanes (at least 32 partial sums) where the reference
 // sums in double, and the Q8_0/Q4_0 kernels add the exact per-block integer sums, scaled, in
-// f32 lanes where the reference adds them one by one. For rows of <= 16384 elements the
-// worst-case error of such sums is (n/32 + 8) * 2^-24 * sum|terms| < 1e-4 * sum|w*a|.
-// The K-quant kernels are tighter still: bit-identical (exact super-block integer sums,
-// combined in the reference's order), which KQuantDotsAreBitIdentical checks.
+// f32 lanes where the reference adds them one by one (so do Q4_1, Q5_0, Q5_1, IQ4_NL and
+// MXFP4, whose Q4_1/Q5_1 min terms m*s are added in four f32 partial sums). For rows of
+// <= 16384 elements the worst-case error of such sums is (n/32 + 8) * 2^-24 * sum|terms|
+// < 1e-4 * sum|w*a|.
+// The kernels of the 256-element super-block types (Q2_K..Q6_K, IQ4_XS, TQ1_0, TQ2_0) are
+// tighter still: bit-identical (exact super-block integer sums, combined in the reference's
+// order), which SuperBlockDotsAreBitIdentical checks. ExtremeCodesAreExact checks every kernel on
+// rows of the largest codes and scales, whose dot products are exact in f32 (no int16
+// saturation anywhere).
 // Activation converters must be byte-identical to the scalar ones.
 //
 // This file is also compiled into test_model with HEARTH_CPU_GUARD_ONLY (tests/CMakeLists.txt)
@@ -22,6 +27,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <ostream>
@@ -36,6 +43,7 @@
 #include "kernels/dot_avx.h"
 #include "kernels/dot_scalar.h"
 #include "quant/blocks.h"
+#include "quant/blocks_iq.h"
 #include "quant/fp16.h"
 #include "quant/types.h"
 
@@ -77,10 +85,115 @@ using quant::traits;
 
 constexpr double kRelTol = 1e-4;
 
-const GgmlType kWeightTypes[] = {GgmlType::F32,  GgmlType::F16,  GgmlType::BF16, GgmlType::Q8_0,
-                                 GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K};
+const GgmlType kWeightTypes[] = {GgmlType::F32,    GgmlType::F16,  GgmlType::BF16,  GgmlType::Q8_0,  GgmlType::Q4_0,
+                                 GgmlType::Q4_1,   GgmlType::Q5_0, GgmlType::Q5_1,  GgmlType::IQ4_NL, GgmlType::MXFP4,
+                                 GgmlType::Q2_K,   GgmlType::Q3_K, GgmlType::Q4_K,  GgmlType::Q5_K,  GgmlType::Q6_K,
+                                 GgmlType::IQ4_XS, GgmlType::TQ1_0, GgmlType::TQ2_0,
+                                 // Lattice i-quants.
+                                 GgmlType::IQ2_XXS, GgmlType::IQ2_XS, GgmlType::IQ2_S, GgmlType::IQ3_XXS,
+                                 GgmlType::IQ3_S, GgmlType::IQ1_S, GgmlType::IQ1_M};
 
-bool is_k_quant(GgmlType t) { return t == GgmlType::Q4_K || t == GgmlType::Q5_K || t == GgmlType::Q6_K; }
+/// The quantized weight types whose partner is Q8_K (256-element super-blocks): their SIMD
+/// kernels are bit-identical to the scalar ones.
+bool is_super_block(GgmlType t) { return traits(t).is_quantized && traits(t).vec_dot_type == GgmlType::Q8_K; }
+
+/// Activation formats with SIMD converters.
+const GgmlType kActTypes[] = {GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K};
+
+/// Sets the scale fields (f16 d, and m / dmin where the type has one, MXFP4's exponent e) of
+/// block i of a weight row of type t to `d` (for MXFP4: to the E8M0 exponent `e`); returns
+/// false for a type without such a layout here.
+bool set_block_scales(GgmlType t, uint8_t* row, int64_t i, uint16_t d, uint16_t dmin, uint8_t e) {
+  switch (t) {
+    case GgmlType::Q8_0:
+      reinterpret_cast<quant::block_q8_0*>(row)[i].d = d;
+      return true;
+    case GgmlType::Q4_0:
+      reinterpret_cast<quant::block_q4_0*>(row)[i].d = d;
+      return true;
+    case GgmlType::Q4_1: {
+      auto& b = reinterpret_cast<quant::block_q4_1*>(row)[i];
+      b.d = d;
+      b.m = dmin;
+      return true;
+    }
+    case GgmlType::Q5_0:
+      reinterpret_cast<quant::block_q5_0*>(row)[i].d = d;
+      return true;
+    case GgmlType::Q5_1: {
+      auto& b = reinterpret_cast<quant::block_q5_1*>(row)[i];
+      b.d = d;
+      b.m = dmin;
+      return true;
+    }
+    case GgmlType::IQ4_NL:
+      reinterpret_cast<quant::block_iq4_nl*>(row)[i].d = d;
+      return true;
+    case GgmlType::MXFP4:
+      reinterpret_cast<quant::block_mxfp4*>(row)[i].e = e;
+      return true;
+    case GgmlType::Q2_K: {
+      auto& b = reinterpret_cast<quant::block_q2_K*>(row)[i];
+      b.d = d;
+      b.dmin = dmin;
+      return true;
+    }
+    case GgmlType::Q3_K:
+      reinterpret_cast<quant::block_q3_K*>(row)[i].d = d;
+      return true;
+    case GgmlType::Q4_K: {
+      auto& b = reinterpret_cast<quant::block_q4_K*>(row)[i];
+      b.d = d;
+      b.dmin = dmin;
+      return true;
+    }
+    case GgmlType::Q5_K: {
+      auto& b = reinterpret_cast<quant::block_q5_K*>(row)[i];
+      b.d = d;
+      b.dmin = dmin;
+      return true;
+    }
+    case GgmlType::Q6_K:
+      reinterpret_cast<quant::block_q6_K*>(row)[i].d = d;
+      return true;
+    case GgmlType::IQ4_XS:
+      reinterpret_cast<quant::block_iq4_xs*>(row)[i].d = d;
+      return true;
+    case GgmlType::TQ1_0:
+      reinterpret_cast<quant::block_tq1_0*>(row)[i].d = d;
+      return true;
+    case GgmlType::TQ2_0:
+      reinterpret_cast<quant::block_tq2_0*>(row)[i].d = d;
+      return true;
+    case GgmlType::IQ2_XXS:
+      reinterpret_cast<quant::block_iq2_xxs*>(row)[i].d = d;
+      return true;
+    case GgmlType::IQ2_XS:
+      reinterpret_cast<quant::block_iq2_xs*>(row)[i].d = d;
+      return true;
+    case GgmlType::IQ2_S:
+      reinterpret_cast<quant::block_iq2_s*>(row)[i].d = d;
+      return true;
+    case GgmlType::IQ3_XXS:
+      reinterpret_cast<quant::block_iq3_xxs*>(row)[i].d = d;
+      return true;
+    case GgmlType::IQ3_S:
+      reinterpret_cast<quant::block_iq3_s*>(row)[i].d = d;
+      return true;
+    case GgmlType::IQ1_S:
+      reinterpret_cast<quant::block_iq1_s*>(row)[i].d = d;
+      return true;
+    case GgmlType::IQ1_M: {
+      // d is stored in the top nibbles of the four u16 scale words (quant::iq1_m_d_bits).
+      uint8_t* sc = reinterpret_cast<quant::block_iq1_m*>(row)[i].scales;
+      for (int k = 0; k < 4; ++k)
+        sc[2 * k + 1] = static_cast<uint8_t>((sc[2 * k + 1] & 0x0F) | ((d >> (4 * k)) & 0x0F) << 4);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
 
 /// Row lengths to try: several block counts, odd ones included (the kernels handle blocks in
 /// pairs or fours), and for the float types lengths that leave every kind of tail.
@@ -103,7 +216,8 @@ std::vector<float> random_row(int64_t n, std::mt19937& rng, float sigma, float m
 }
 
 /// Weight row of type t: either quantized from Gaussian values, or (random_codes) random bytes
-/// with sane f16 scale fields, so that every code (-128 in Q8_0, all 6-bit scales, ...) occurs.
+/// with sane scale fields, so that every code (-128 in Q8_0, all 6-bit scales, every IQ4_XS
+/// scale, TQ1_0 bytes above 242, ...) occurs.
 std::vector<uint8_t> weight_row(GgmlType t, int64_t n, std::mt19937& rng, float sigma, bool random_codes) {
   std::vector<uint8_t> bytes(quant::row_size(t, n));
   if (!random_codes || !traits(t).is_quantized) {
@@ -115,32 +229,15 @@ std::vector<uint8_t> weight_row(GgmlType t, int64_t n, std::mt19937& rng, float 
   for (uint8_t& b : bytes) b = static_cast<uint8_t>(byte(rng));
   std::uniform_real_distribution<float> scale(0.1f * sigma, sigma);
   const auto f16 = [&] { return quant::fp32_to_fp16(scale(rng) / 16); };
+  // MXFP4: 2^(e-127) around sigma/4 (the largest FP4 value is 6), give or take a factor of 8.
+  const int e_mid = 127 + static_cast<int>(std::lround(std::log2(sigma / 4)));
+  std::uniform_int_distribution<int> exponent(e_mid - 3, e_mid + 3);
   const int64_t nb = n / traits(t).blck_size;
   for (int64_t i = 0; i < nb; ++i) {
-    switch (t) {
-      case GgmlType::Q8_0:
-        reinterpret_cast<quant::block_q8_0*>(bytes.data())[i].d = f16();
-        break;
-      case GgmlType::Q4_0:
-        reinterpret_cast<quant::block_q4_0*>(bytes.data())[i].d = f16();
-        break;
-      case GgmlType::Q4_K: {
-        auto& b = reinterpret_cast<quant::block_q4_K*>(bytes.data())[i];
-        b.d = f16();
-        b.dmin = f16();
-        break;
-      }
-      case GgmlType::Q5_K: {
-        auto& b = reinterpret_cast<quant::block_q5_K*>(bytes.data())[i];
-        b.d = f16();
-        b.dmin = f16();
-        break;
-      }
-      case GgmlType::Q6_K:
-        reinterpret_cast<quant::block_q6_K*>(bytes.data())[i].d = f16();
-        break;
-      default:
-        ADD_FAILURE() << "no random-code layout for " << quant::type_name(t);
+    const uint16_t d = f16(), dmin = f16();
+    if (!set_block_scales(t, bytes.data(), i, d, dmin, static_cast<uint8_t>(exponent(rng)))) {
+      ADD_FAILURE() << "no random-code layout for " << quant::type_name(t);
+      break;
     }
   }
   return bytes;
@@ -199,7 +296,7 @@ TEST_P(SimdPath, EveryTypeHasItsOwnKernel) {
     ASSERT_NE(simd, nullptr) << quant::type_name(t);
     EXPECT_NE(simd, vec_dot_fn(t, CpuPath::scalar)) << quant::type_name(t) << " falls back to scalar";
   }
-  for (GgmlType at : {GgmlType::F16, GgmlType::Q8_0, GgmlType::Q8_K})
+  for (GgmlType at : kActTypes)
     EXPECT_NE(act_quantize_fn(at, GetParam()), act_quantize_fn(at, CpuPath::scalar)) << quant::type_name(at);
 }
 
@@ -223,10 +320,10 @@ TEST_P(SimdPath, DotProductsMatchScalar) {
   }
 }
 
-TEST_P(SimdPath, KQuantDotsAreBitIdentical) {
+TEST_P(SimdPath, SuperBlockDotsAreBitIdentical) {
   const CpuPath path = GetParam();
   for (GgmlType t : kWeightTypes) {
-    if (!is_k_quant(t)) continue;
+    if (!is_super_block(t)) continue;
     const VecDotFn simd = vec_dot_fn(t, path);
     const VecDotFn ref = vec_dot_fn(t, CpuPath::scalar);
     for_random_rows(t, path, [&](int64_t n, const std::vector<uint8_t>& w, const std::vector<uint8_t>& a,
@@ -276,10 +373,127 @@ TEST_P(SimdPath, HandMadeDotsAreExact) {
   EXPECT_EQ(vec_dot_fn(GgmlType::Q8_0, GetParam())(96, w, a), static_cast<float>(want));
 }
 
+/// An activation row of n elements in format at (Q8_0, Q8_1 or Q8_K) with scale d (exact in
+/// f16 for Q8_0/Q8_1) and codes code(e) in [-127, 127]; Q8_1's s and Q8_K's bsums consistent.
+template <class Code>
+std::vector<uint8_t> activation_row(GgmlType at, int64_t n, float d, Code code) {
+  std::vector<uint8_t> bytes(quant::row_size(at, n));
+  if (at == GgmlType::Q8_K) {
+    auto* b = reinterpret_cast<quant::block_q8_K*>(bytes.data());
+    for (int64_t i = 0; i < n / 256; ++i) {
+      b[i].d = d;
+      for (int s = 0; s < 16; ++s) {
+        int sum = 0;
+        for (int l = 0; l < 16; ++l) sum += b[i].qs[16 * s + l] = static_cast<int8_t>(code(256 * i + 16 * s + l));
+        b[i].bsums[s] = static_cast<int16_t>(sum);
+      }
+    }
+  } else if (at == GgmlType::Q8_1) {
+    auto* b = reinterpret_cast<quant::block_q8_1*>(bytes.data());
+    for (int64_t i = 0; i < n / 32; ++i) {
+      b[i].d = quant::fp32_to_fp16(d);
+      int sum = 0;
+      for (int j = 0; j < 32; ++j) sum += b[i].qs[j] = static_cast<int8_t>(code(32 * i + j));
+      b[i].s = quant::fp32_to_fp16(d * static_cast<float>(sum));
+    }
+  } else {
+    EXPECT_EQ(at, GgmlType::Q8_0);
+    auto* b = reinterpret_cast<quant::block_q8_0*>(bytes.data());
+    for (int64_t i = 0; i < n / 32; ++i) {
+      b[i].d = quant::fp32_to_fp16(d);
+      for (int j = 0; j < 32; ++j) b[i].qs[j] = static_cast<int8_t>(code(32 * i + j));
+    }
+  }
+  return bytes;
+}
+
+/// sum_i w[i]*a[i] in double over the dequantized rows.
+double dequantized_dot(GgmlType t, const std::vector<uint8_t>& w, const std::vector<uint8_t>& a, int64_t n,
+                       double* abs_sum) {
+  const std::vector<float> wv = dequantize(t, w, n);
+  const std::vector<float> av = dequantize(traits(t).vec_dot_type, a, n);
+  double sum = 0;
+  *abs_sum = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    sum += static_cast<double>(wv[i]) * av[i];
+    *abs_sum += std::fabs(static_cast<double>(wv[i]) * av[i]);
+  }
+  return sum;
+}
+
+TEST_P(SimdPath, ExtremeCodesAreExact) {
+  // Weights of uniform bytes 0x00 / 0xFF (every code and scale field at one end of its range:
+  // Q3_K codes -4 with scale -32, IQ4_XS K[0] = -127 with scale -32, TQ1_0 bytes of trits 2, ...)
+  // and mixed patterns, scales 1; activations of codes +-127 with scale 1. The 32-element block
+  // types then have dot products that are exact in f32 in any summation order; the super-block
+  // kernels are bit-identical to the reference anyway. Both must also equal the dot product of
+  // the dequantized rows (up to the f32 rounding of the super-block sums).
+  const CpuPath path = GetParam();
+  const uint16_t one = quant::fp32_to_fp16(1.0f);
+  const std::function<int(int64_t)> act_codes[] = {
+      [](int64_t) { return 127; },
+      [](int64_t) { return -127; },
+      [](int64_t e) { return e % 2 ? -127 : 127; },
+      [](int64_t e) { return e % 3 == 0 ? -127 : e % 3 == 1 ? 127 : 0; },
+  };
+  for (GgmlType t : kWeightTypes) {
+    if (!traits(t).is_quantized) continue;
+    // Seven 32-element blocks (the kernels take four at a time, then one by one) or three
+    // super-blocks.
+    const int64_t n = traits(t).blck_size == 32 ? 7 * 32 : 3 * 256;
+    for (const uint8_t fill : {0x00, 0xFF, 0x0F, 0xF0, 0x55, 0xAA}) {
+      std::vector<uint8_t> w(quant::row_size(t, n), fill);
+      for (int64_t i = 0; i < n / traits(t).blck_size; ++i)
+        ASSERT_TRUE(set_block_scales(t, w.data(), i, one, one, 128));
+      for (size_t c = 0; c < std::size(act_codes); ++c) {
+        const std::vector<uint8_t> a = activation_row(traits(t).vec_dot_type, n, 1.0f, act_codes[c]);
+        const std::string what = std::string(quant::type_name(t)) + " on " + cpu_path_name(path) + ", bytes " +
+                                 std::to_string(fill) + ", activation pattern " + std::to_string(c);
+        const float want = vec_dot_fn(t, CpuPath::scalar)(n, w.data(), a.data());
+        EXPECT_EQ(vec_dot_fn(t, path)(n, w.data(), a.data()), want) << what;
+        double abs_sum;
+        const double exact = dequantized_dot(t, w, a, n, &abs_sum);
+        EXPECT_NEAR(want, exact, 1e-6 * abs_sum) << what;
+      }
+    }
+  }
+}
+
+TEST_P(SimdPath, Mxfp4EveryExponentIsExact) {
+  // Every E8M0 exponent, the subnormal scales 2^-128 and 2^-127 (e = 0, 1) included, on random
+  // codes; the activation scale is a power of two (1024 for e < 128, 2^-16 above), so every
+  // product and sum is exact in f32 and equals the exact dot product.
+  const CpuPath path = GetParam();
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int> byte(0, 255), code(-127, 127);
+  constexpr int64_t n = 64;
+  for (int e = 0; e < 256; ++e) {
+    std::vector<uint8_t> w(quant::row_size(GgmlType::MXFP4, n));
+    for (uint8_t& b : w) b = static_cast<uint8_t>(byte(rng));
+    for (int64_t i = 0; i < n / 32; ++i) set_block_scales(GgmlType::MXFP4, w.data(), i, 0, 0, static_cast<uint8_t>(e));
+    const std::vector<uint8_t> a =
+        activation_row(GgmlType::Q8_0, n, e < 128 ? 1024.0f : 1.0f / 65536, [&](int64_t) { return code(rng); });
+    // Computed here rather than from the dequantized row, whose values overflow f32 for e >= 254.
+    double sum = 0;
+    for (int64_t i = 0; i < n / 32; ++i) {
+      const auto& wb = reinterpret_cast<const quant::block_mxfp4*>(w.data())[i];
+      const auto& ab = reinterpret_cast<const quant::block_q8_0*>(a.data())[i];
+      const double scale = std::ldexp(1.0, e - 128) * quant::fp16_to_fp32(ab.d);
+      for (int j = 0; j < 16; ++j)
+        sum += scale * (quant::kValuesMxfp4x2[wb.qs[j] & 0x0F] * ab.qs[j] +
+                        quant::kValuesMxfp4x2[wb.qs[j] >> 4] * ab.qs[j + 16]);
+    }
+    const auto exact = static_cast<float>(sum);
+    EXPECT_EQ(vec_dot_fn(GgmlType::MXFP4, CpuPath::scalar)(n, w.data(), a.data()), exact) << "e = " << e;
+    EXPECT_EQ(vec_dot_fn(GgmlType::MXFP4, path)(n, w.data(), a.data()), exact)
+        << "e = " << e << " on " << cpu_path_name(path);
+  }
+}
+
 TEST_P(SimdPath, ActivationConvertersAreByteIdentical) {
   const CpuPath path = GetParam();
   std::mt19937 rng(99);
-  for (GgmlType at : {GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0, GgmlType::Q8_K}) {
+  for (GgmlType at : kActTypes) {
     const ActQuantizeFn simd = act_quantize_fn(at, path);
     const ActQuantizeFn ref = act_quantize_fn(at, CpuPath::scalar);
     const int64_t blck = traits(at).blck_size;
