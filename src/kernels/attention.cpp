@@ -1,16 +1,52 @@
 #include "kernels/attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstdint>
+#include <string>
 #include <vector>
 
+#include "hearth/error.h"
 #include "kernels/fp16_table.h"
 #include "quant/fp16.h"
 
 namespace hearth::kernels {
+namespace {
 
-void attention_f16(const float* q, int64_t n_tokens, const AttnShape& s, const KvLayerF16& kv, const AttnSpan* spans,
-                   float* out, const ThreadPool& pool) {
+/// Query rows (tokens × heads of one GQA group) the SIMD kernels take per block: their Q tile
+/// (rows × head_dim_k floats, 16 KiB at head_dim 128) stays in L1 while K streams past it.
+constexpr int kBlockRows = 32;
+
+[[noreturn]] void bad(const std::string& what) { throw Error("attention: " + what); }
+
+void check_args(const float* q, int64_t n_tokens, const AttnShape& s, const KvLayerF16& kv, const AttnSpan* spans,
+                const float* out) {
+  if (n_tokens < 0) bad("negative token count " + std::to_string(n_tokens));
+  if (s.n_head <= 0 || s.n_head_kv <= 0 || s.head_dim_k <= 0 || s.head_dim_v <= 0)
+    bad("bad shape: n_head " + std::to_string(s.n_head) + ", n_head_kv " + std::to_string(s.n_head_kv) +
+        ", head_dim_k " + std::to_string(s.head_dim_k) + ", head_dim_v " + std::to_string(s.head_dim_v) +
+        " (all must be positive)");
+  if (s.n_head % s.n_head_kv != 0)
+    bad("n_head " + std::to_string(s.n_head) + " is not a multiple of n_head_kv " + std::to_string(s.n_head_kv));
+  if (n_tokens == 0) return;
+  if (q == nullptr || out == nullptr || spans == nullptr) bad("null q, out or spans for " + std::to_string(n_tokens) + " tokens");
+  bool any = false;
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    if (spans[t].n < 0) bad("span of token " + std::to_string(t) + " has negative length " + std::to_string(spans[t].n));
+    if (spans[t].n > 0 && spans[t].cells == nullptr) bad("span of token " + std::to_string(t) + " has no cell list");
+    any = any || spans[t].n > 0;
+  }
+  if (!any) return;
+  if (kv.k == nullptr || kv.v == nullptr) bad("null K or V cache");
+  if (kv.k_stride < static_cast<int64_t>(s.n_head_kv) * s.head_dim_k ||
+      kv.v_stride < static_cast<int64_t>(s.n_head_kv) * s.head_dim_v)
+    bad("cell strides " + std::to_string(kv.k_stride) + " (K) / " + std::to_string(kv.v_stride) +
+        " (V) halves are smaller than a cell's n_head_kv × head_dim");
+}
+
+void reference(const float* q, int64_t n_tokens, const AttnShape& s, const KvLayerF16& kv, const AttnSpan* spans,
+               float* out, const ThreadPool& pool) {
   const float* h2f = fp16_table();
   const int group = s.n_head / s.n_head_kv;
   const int64_t n_tasks = n_tokens * s.n_head;
@@ -56,6 +92,163 @@ void attention_f16(const float* q, int64_t n_tokens, const AttnShape& s, const K
       std::copy(acc.begin(), acc.end(), o);
     }
   });
+}
+
+/// Tokens of one block whose spans overlap in memory, so that they are sub-ranges of one key list.
+struct Group {
+  const int32_t* cells;
+  int32_t n_cells;
+  int begin;  ///< first member in the flat member arrays
+  int count;
+};
+
+#if defined(__x86_64__)
+/// The SIMD driver: groups query tokens into blocks that share a key list, makes one job per
+/// (group, KV head[, part of its query heads]) and runs the jobs on the pool (see below).
+void run_simd(void (*job_fn)(const AttnJob&), const float* q, int64_t n_tokens, const AttnShape& s,
+              const KvLayerF16& kv, const AttnSpan* spans, float* out, const ThreadPool& pool) {
+  const int group_size = s.n_head / s.n_head_kv;
+  const int64_t block = std::max(1, kBlockRows / group_size);
+
+  std::vector<int64_t> tokens;
+  std::vector<int32_t> lo, hi;
+  std::vector<Group> groups;
+  tokens.reserve(static_cast<size_t>(n_tokens));
+  lo.reserve(static_cast<size_t>(n_tokens));
+  hi.reserve(static_cast<size_t>(n_tokens));
+  std::vector<int64_t> idx;
+  for (int64_t b0 = 0; b0 < n_tokens; b0 += block) {
+    const int64_t b1 = std::min(n_tokens, b0 + block);
+    idx.clear();
+    for (int64_t t = b0; t < b1; ++t) {
+      if (spans[t].n > 0) {
+        idx.push_back(t);
+      } else {
+        float* o = out + t * s.n_head * s.head_dim_v;
+        std::fill(o, o + static_cast<int64_t>(s.n_head) * s.head_dim_v, 0.0f);
+      }
+    }
+    // Spans whose cell ranges overlap lie in one array (distinct objects never overlap): merge
+    // them into one key list. Addresses are compared as integers.
+    auto start = [&](int64_t t) { return reinterpret_cast<uintptr_t>(spans[t].cells); };
+    auto end = [&](int64_t t) { return start(t) + static_cast<uintptr_t>(spans[t].n) * sizeof(int32_t); };
+    std::sort(idx.begin(), idx.end(), [&](int64_t a, int64_t b) {
+      return start(a) != start(b) ? start(a) < start(b) : a < b;
+    });
+    for (size_t i = 0; i < idx.size();) {
+      uintptr_t g_end = end(idx[i]);
+      size_t k = i + 1;
+      while (k < idx.size() && start(idx[k]) < g_end) g_end = std::max(g_end, end(idx[k++]));
+      const uintptr_t lo_addr = start(idx[i]);  // the lowest start: idx is sorted by start
+      // Members in token order (causal spans then grow row by row).
+      std::sort(idx.begin() + static_cast<int64_t>(i), idx.begin() + static_cast<int64_t>(k));
+      Group g{reinterpret_cast<const int32_t*>(lo_addr), static_cast<int32_t>((g_end - lo_addr) / sizeof(int32_t)),
+              static_cast<int>(tokens.size()), static_cast<int>(k - i)};
+      for (size_t m = i; m < k; ++m) {
+        const int32_t l = static_cast<int32_t>((start(idx[m]) - lo_addr) / sizeof(int32_t));
+        tokens.push_back(idx[m]);
+        lo.push_back(l);
+        hi.push_back(l + spans[idx[m]].n);
+      }
+      groups.push_back(g);
+      i = k;
+    }
+  }
+  if (groups.empty()) return;
+
+  // Jobs: (group, KV head), the query heads split further when there are too few of them to
+  // keep every thread busy (decode with few KV heads).
+  const int64_t units = static_cast<int64_t>(groups.size()) * s.n_head_kv;
+  const int64_t want = 2 * static_cast<int64_t>(pool.n_threads());
+  const int parts = units >= want ? 1 : static_cast<int>(std::min<int64_t>(group_size, (want + units - 1) / units));
+  std::vector<AttnJob> jobs;
+  std::vector<double> cost;
+  jobs.reserve(static_cast<size_t>(units * parts));
+  for (const Group& g : groups) {
+    double span_sum = 0;
+    for (int m = g.begin; m < g.begin + g.count; ++m) span_sum += hi[m] - lo[m];
+    for (int kvh = 0; kvh < s.n_head_kv; ++kvh) {
+      for (int p = 0; p < parts; ++p) {
+        const int h0 = group_size * p / parts, h1 = group_size * (p + 1) / parts;
+        if (h1 == h0) continue;
+        AttnJob j;
+        j.q = q;
+        j.out = out;
+        j.shape = &s;
+        j.kv = &kv;
+        j.kv_head = kvh;
+        j.head0 = h0;
+        j.n_heads = h1 - h0;
+        j.cells = g.cells;
+        j.n_cells = g.n_cells;
+        j.tokens = tokens.data() + g.begin;
+        j.lo = lo.data() + g.begin;
+        j.hi = hi.data() + g.begin;
+        j.n_tokens = g.count;
+        jobs.push_back(j);
+        cost.push_back(span_sum * (h1 - h0));
+      }
+    }
+  }
+  // Taken in order by whichever thread is free: KV head by KV head (the threads then share
+  // one head's K and V, which stay in cache while they work), each head's jobs largest first
+  // (the causal blocks at the end of a prompt cost the most), so that the last jobs are small.
+  // Jobs write disjoint rows of `out` (n_heads·head_dim_v floats each, whole cache lines for
+  // head dims that are multiples of 16).
+  std::vector<int32_t> order(jobs.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return jobs[a].kv_head != jobs[b].kv_head ? jobs[a].kv_head < jobs[b].kv_head : cost[a] > cost[b];
+  });
+  std::atomic<int64_t> next{0};
+  const int64_t n_jobs = static_cast<int64_t>(jobs.size());
+  pool.run_on_all([&](int) {
+    for (int64_t i = next.fetch_add(1, std::memory_order_relaxed); i < n_jobs;
+         i = next.fetch_add(1, std::memory_order_relaxed))
+      job_fn(jobs[static_cast<size_t>(order[static_cast<size_t>(i)])]);
+  });
+}
+#endif
+
+}  // namespace
+
+void attention_f16_scalar(const float* q, int64_t n_tokens, const AttnShape& s, const KvLayerF16& kv,
+                          const AttnSpan* spans, float* out, const ThreadPool& pool) {
+  check_args(q, n_tokens, s, kv, spans, out);
+  if (n_tokens > 0) reference(q, n_tokens, s, kv, spans, out, pool);
+}
+
+void attention_f16_path(CpuPath path, const float* q, int64_t n_tokens, const AttnShape& s, const KvLayerF16& kv,
+                        const AttnSpan* spans, float* out, const ThreadPool& pool) {
+  check_args(q, n_tokens, s, kv, spans, out);
+  if (!cpu_supports(path))
+    bad(std::string("this CPU cannot run the ") + cpu_path_name(path) + " kernels (it has: " +
+        cpu_feature_names(cpu_features()) + ")");
+  if (n_tokens == 0) return;
+#if defined(__x86_64__)
+  if (path != CpuPath::scalar && s.head_dim_k % 8 == 0 && s.head_dim_v % 8 == 0) {
+    run_simd(path == CpuPath::avx512 ? avx512::attention_job : avx2::attention_job, q, n_tokens, s, kv, spans, out,
+             pool);
+    return;
+  }
+#endif
+  reference(q, n_tokens, s, kv, spans, out, pool);
+}
+
+void attention_f16(const float* q, int64_t n_tokens, const AttnShape& s, const KvLayerF16& kv, const AttnSpan* spans,
+                   float* out, const ThreadPool& pool) {
+  attention_f16_path(active_cpu_path(), q, n_tokens, s, kv, spans, out, pool);
+}
+
+void attention_exp_f32(CpuPath path, const float* x, float* y, int64_t n) {
+  if (!cpu_supports(path))
+    bad(std::string("this CPU cannot run the ") + cpu_path_name(path) + " kernels (it has: " +
+        cpu_feature_names(cpu_features()) + ")");
+#if defined(__x86_64__)
+  if (path == CpuPath::avx512) return avx512::exp_f32(x, y, n);
+  if (path == CpuPath::avx2) return avx2::exp_f32(x, y, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) y[i] = std::exp(x[i]);
 }
 
 }  // namespace hearth::kernels

@@ -2,10 +2,17 @@
 // Source: ../shared/docs/architectures.md §1.4. Numerics follow llama.cpp's non-flash CPU
 // path: Q is rounded to F16 for the Q·K dot (K is F16), the scores are scaled and
 // soft-maxed in F32 (sum in double), and the probabilities are rounded to F16 for P·V.
+//
+// Paths (kernels/cpu.h): the scalar reference (attention_f16_scalar) computes one (token, head)
+// at a time. The AVX2 and AVX-512 kernels (kernels/attention_avx2.cpp, attention_avx512.cpp)
+// take the query heads of one GQA group and a block of query tokens together, so each K and V
+// row is read once per block; they keep the reference's order of operations (see
+// attention_f16_path for how close they are).
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/cpu.h"
 #include "kernels/threadpool.h"
 
 namespace hearth::kernels {
@@ -36,8 +43,72 @@ struct AttnShape {
 
 /// out[t][h·hd_v + d] = Σ_j softmax_j(scale · q_t,h · K_j) · V_j[d] over the cells of
 /// spans[t]. q is [n_tokens][n_head·hd_k] f32, out is [n_tokens][n_head·hd_v] f32.
-/// A token with an empty span gets zeros.
+/// A token with an empty span gets zeros. Runs the kernels of active_cpu_path().
+/// Throws hearth::Error for a bad shape (non-positive sizes, n_head not a multiple of
+/// n_head_kv), a negative span length, or null pointers where data is needed; the cells
+/// themselves are trusted (the KV cache made them).
 void attention_f16(const float* q, int64_t n_tokens, const AttnShape& shape, const KvLayerF16& kv,
                    const AttnSpan* spans, float* out, const ThreadPool& pool);
+
+/// attention_f16 on the kernels of `path` (throws hearth::Error if this CPU cannot run them).
+/// The SIMD paths need head_dim_k and head_dim_v to be multiples of 8 and use the scalar
+/// reference otherwise. They compute the reference's expression with the same additions in the
+/// same order: the Q·K dots add the exact F16×F16 products over d in order, the softmax sums
+/// in double in key order, P·V adds over the keys in order. Only the exponential differs: a
+/// vector polynomial (attention_exp_f32, within 1 ulp of std::exp), so a probability may round
+/// to a neighbouring F16 value: |out - reference| <= 2^-10 · Σ_j p_j·|V_j[d]| (plus
+/// 2^-24·Σ_j|V_j[d]| for probabilities in the F16 subnormal range), and most outputs are
+/// bit-identical (tests/kernels/attention_test.cpp). Every output row is a function of its own
+/// query row and span only: bit-identical whatever the batch, its grouping and the thread
+/// count, and identical between the AVX2 and AVX-512 paths.
+/// Cells inside a prompt block's shared key list but outside a token's span enter its P·V
+/// with probability 0 (0·V: a non-finite V there would still propagate).
+void attention_f16_path(CpuPath path, const float* q, int64_t n_tokens, const AttnShape& shape,
+                        const KvLayerF16& kv, const AttnSpan* spans, float* out, const ThreadPool& pool);
+
+/// The scalar reference: one (token, head) at a time, parallel over (token, head).
+void attention_f16_scalar(const float* q, int64_t n_tokens, const AttnShape& shape, const KvLayerF16& kv,
+                          const AttnSpan* spans, float* out, const ThreadPool& pool);
+
+/// y[i] = e^x[i] with the exponential the softmax of `path` uses (std::exp for scalar), for
+/// tests. Throws hearth::Error if this CPU cannot run `path`.
+void attention_exp_f32(CpuPath path, const float* x, float* y, int64_t n);
+
+// ---- Internal to kernels/: the interface between the driver (attention.cpp) and the SIMD
+// kernels (attention_avx2.cpp, attention_avx512.cpp). ----
+
+/// One unit of work: query heads [head0, head0 + n_heads) of GQA group kv_head (query head
+/// kv_head·(H/H_kv) + head0 + i) for n_tokens tokens whose spans are all sub-ranges of one key
+/// list: token i (tokens[i]) attends cells[lo[i] .. hi[i]), 0 <= lo[i] < hi[i] <= n_cells.
+struct AttnJob {
+  const float* q = nullptr;  ///< as attention_f16
+  float* out = nullptr;      ///< as attention_f16
+  const AttnShape* shape = nullptr;
+  const KvLayerF16* kv = nullptr;
+  int kv_head = 0;
+  int head0 = 0;
+  int n_heads = 0;
+  const int32_t* cells = nullptr;
+  int32_t n_cells = 0;
+  const int64_t* tokens = nullptr;
+  const int32_t* lo = nullptr;
+  const int32_t* hi = nullptr;
+  int n_tokens = 0;
+};
+
+#if defined(__x86_64__)
+namespace avx2 {
+/// Runs one job (head dims multiples of 8). Needs cpu_supports(CpuPath::avx2).
+void attention_job(const AttnJob& job);
+/// attention_exp_f32 of this path.
+void exp_f32(const float* x, float* y, int64_t n);
+}  // namespace avx2
+namespace avx512 {
+/// Runs one job (head dims multiples of 8). Needs cpu_supports(CpuPath::avx512).
+void attention_job(const AttnJob& job);
+/// attention_exp_f32 of this path.
+void exp_f32(const float* x, float* y, int64_t n);
+}  // namespace avx512
+#endif
 
 }  // namespace hearth::kernels
