@@ -10,6 +10,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
+#include "kernels/moe.h"
 #include "kernels/threadpool.h"
 #include "model/hparams.h"
 #include "model/weights.h"
@@ -48,11 +49,23 @@ struct Scratch {
   std::vector<std::vector<float>> bufs;
   kernels::MatmulScratch matmul;
   std::vector<float> rope_cache;
+  kernels::MoeRouting moe;  ///< routing of the current MoE layer
+  std::vector<int32_t> moe_position;                ///< inverse of moe.order
+  std::vector<kernels::MoeMatmul> moe_jobs;         ///< expert products of one MoE stage
+  std::vector<kernels::MatmulScratch> moe_matmul;   ///< one per thread (MoeSchedule::kUnits)
 };
 
 /// Called before a layer matrix multiplication y = W x with the weight view `w` and the
 /// activations x ([n_rows][w.n_in] f32); used to collect importance matrices (formats.md §3.7).
 using MatmulHook = std::function<void(const kernels::MatrixView& w, const float* x, int64_t n_rows)>;
+
+/// Called before the multiplication of the rows routed to expert `expert` with that expert's
+/// matrix (ggml MUL_MAT_ID, one call per expert that received rows): `stack` is the whole
+/// 3-D expert tensor {n_in, n_out, n_expert} viewed as n_out·n_expert rows (its data is the
+/// tensor's start, so it names the tensor), x is [n_rows][stack.n_in] f32. Used to collect
+/// per-expert importance matrices (formats.md §3.7 "For MUL_MAT_ID ... per selected expert").
+using MatmulIdHook = std::function<void(const kernels::MatrixView& stack, int64_t expert, int64_t n_expert,
+                                        const float* x, int64_t n_rows)>;
 
 /// Per-context state a forward pass runs with.
 struct ForwardState {
@@ -60,6 +73,7 @@ struct ForwardState {
   std::vector<KvLayer> kv;  ///< one per layer
   Scratch scratch;
   MatmulHook on_matmul;     ///< when set, called by Compute::matmul (not for the output head)
+  MatmulIdHook on_matmul_id;  ///< when set, called for every expert multiplication (on_matmul is not)
 };
 
 /// An architecture bound to the weights of one file.
@@ -85,5 +99,6 @@ std::vector<std::string> supported_architectures();
 // One factory per architecture file.
 std::unique_ptr<Architecture> make_llama(const HParams& hp, Weights& weights);
 std::unique_ptr<Architecture> make_qwen3(const HParams& hp, Weights& weights);
+std::unique_ptr<Architecture> make_qwen3moe(const HParams& hp, Weights& weights);
 
 }  // namespace hearth::model

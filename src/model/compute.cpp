@@ -1,5 +1,8 @@
 #include "model/compute.h"
 
+#include <algorithm>
+
+#include "kernels/moe.h"
 #include "quant/fp16.h"
 
 namespace hearth::model {
@@ -90,6 +93,55 @@ void Compute::swiglu_ffn(const float* h, const kernels::MatrixView& gate, const 
   matmul(up, h, u);
   kernels::swiglu(g, u, g, n() * gate.n_out);
   matmul(down, g, out);
+}
+
+void Compute::moe_ffn(const float* h, const MoeFfn& m, float* out) {
+  const int64_t d = m.gate.n_in, f = m.n_ff, k = m.n_used;
+  float* logits = buffer(kSlotRouter, m.n_expert);
+  matmul(m.router, h, logits);
+  Scratch& sc = state_.scratch;
+  kernels::MoeRouting& r = sc.moe;
+  kernels::moe_route_softmax(logits, n(), m.n_expert, m.n_used, m.renormalize, r);
+  // Rows in the grouping's order: expert e's rows are offsets[e] .. offsets[e+1].
+  const int64_t n_rows = n() * k;
+  float* xe = buffer(kSlotMoeIn, d * k);
+  float* g = buffer(kSlotGate, f * k);
+  float* u = buffer(kSlotUp, f * k);
+  float* ye = buffer(kSlotMoeOut, d * k);
+  // Copies and elementwise steps go parallel only for prompt-sized batches (grain 64 rows): a
+  // decode step's few rows are not worth a thread barrier.
+  constexpr int64_t kGrain = 64;
+  pool().parallel_for(
+      n_rows,
+      [&](int64_t i0, int64_t i1) { kernels::moe_gather(h, d, r.order.data() + i0, i1 - i0, m.n_used, xe + i0 * d); },
+      kGrain);
+  // All experts' products of a stage in one parallel region (MoeSchedule::kUnits). Measured on
+  // one Qwen3-30B-A3B MoE layer (Q4_K/Q6_K, 2 threads, 2-core machine shared with other jobs):
+  // one token 0.64 ms both ways; 64 tokens 278 ms vs 1174 ms and 512 tokens 1.71 s vs 8.59 s
+  // for per-expert matmuls split over output rows (kPerMatrix: one parallel region per expert
+  // matrix, up to 3 x 128 per layer, each a barrier that waits for a descheduled thread).
+  const kernels::MoeSchedule schedule = kernels::MoeSchedule::kUnits;
+  std::vector<kernels::MoeMatmul>& jobs = sc.moe_jobs;
+  auto add_jobs = [&](const kernels::MatrixView& stack, int64_t n_out, const float* x, int64_t n_in, float* y) {
+    for (int e = 0; e < m.n_expert; ++e) {
+      const int64_t rows = r.count(e), off = r.offsets[static_cast<size_t>(e)];
+      if (rows == 0) continue;
+      if (state_.on_matmul_id) state_.on_matmul_id(stack, e, m.n_expert, x + off * n_in, rows);
+      jobs.push_back({kernels::expert_matrix(stack, n_out, e), x + off * n_in, rows, y + off * n_out, n_out});
+    }
+  };
+  jobs.clear();
+  add_jobs(m.gate, f, xe, d, g);
+  add_jobs(m.up, f, xe, d, u);
+  kernels::moe_matmuls(jobs, schedule, pool(), sc.moe_matmul);
+  pool().parallel_for(
+      n_rows, [&](int64_t i0, int64_t i1) { kernels::swiglu(g + i0 * f, u + i0 * f, g + i0 * f, (i1 - i0) * f); },
+      kGrain);
+  jobs.clear();
+  add_jobs(m.down, d, g, f, ye);
+  kernels::moe_matmuls(jobs, schedule, pool(), sc.moe_matmul);
+  kernels::moe_positions(r, sc.moe_position);
+  kernels::moe_combine(r, sc.moe_position, ye, d, out, pool());
 }
 
 void Compute::output_head(const float* x, const float* norm, float eps, const kernels::MatrixView& w_out,

@@ -18,8 +18,23 @@ namespace hearth::model {
 kernels::RopeConfig make_rope_config(const HParams& hp, kernels::RopeMode mode, const float* freq_factors);
 
 /// Scratch buffer slots used by the decoder architectures.
-enum Slot : int { kSlotX, kSlotH, kSlotQ, kSlotK, kSlotV, kSlotAttn, kSlotOut, kSlotGate, kSlotUp };
+enum Slot : int {
+  kSlotX, kSlotH, kSlotQ, kSlotK, kSlotV, kSlotAttn, kSlotOut, kSlotGate, kSlotUp,
+  kSlotRouter, kSlotMoeIn, kSlotMoeOut  // mixture of experts (Compute::moe_ffn)
+};
 
+/// The weights of one mixture-of-experts feed-forward block (architectures.md §1.5) with
+/// softmax gating and SwiGLU experts.
+struct MoeFfn {
+  kernels::MatrixView router;  ///< ffn_gate_inp {n_embd, n_expert}
+  kernels::MatrixView gate;    ///< ffn_gate_exps {n_embd, n_ff, n_expert} as n_ff·n_expert rows
+  kernels::MatrixView up;      ///< ffn_up_exps {n_embd, n_ff, n_expert}
+  kernels::MatrixView down;    ///< ffn_down_exps {n_ff, n_embd, n_expert} as n_embd·n_expert rows
+  int n_expert = 0;
+  int n_used = 0;              ///< experts per token (top-k)
+  int64_t n_ff = 0;            ///< expert feed-forward width
+  bool renormalize = true;     ///< divide the chosen weights by their sum
+};
 /// Helper bound to one forward call: owns nothing, borrows buffers from ForwardState.
 class Compute {
  public:
@@ -61,6 +76,15 @@ class Compute {
   /// SwiGLU feed-forward (§1.2) on all rows: out = W_down (silu(W_gate h) ⊙ W_up h).
   void swiglu_ffn(const float* h, const kernels::MatrixView& gate, const kernels::MatrixView& up,
                   const kernels::MatrixView& down, float* out, int slot_gate, int slot_up);
+
+  /// Mixture-of-experts feed-forward (§1.5) on all rows of h ([n][n_embd]) into out
+  /// ([n][n_embd]): router logits, softmax, top-n_used, optional renormalisation; the rows of
+  /// the batch are gathered grouped by expert, then each expert that received rows multiplies
+  /// all of them at once (one kernels::matmul per expert matrix, so its weights are read once
+  /// per batch; experts without rows are not read, so a single token reads only its chosen
+  /// ones), SwiGLU, and each token's output is the gate-weighted sum of its experts' rows.
+  /// Calls on_matmul for the router and on_matmul_id for every expert product.
+  void moe_ffn(const float* h, const MoeFfn& m, float* out);
 
   /// Final norm and output head for the rows in out_ids: logits[i] = W_out RMSNorm(x[out_ids[i]]).
   void output_head(const float* x, const float* norm, float eps, const kernels::MatrixView& w_out, float* logits);

@@ -9,10 +9,22 @@ namespace hearth::model {
 DenseDecoder::DenseDecoder(const HParams& hp, Weights& w, const DenseOptions& opt) : hp_(hp), opt_(opt) {
   if (hp.head_dim_k == 0 || hp.head_dim_v == 0)
     throw Error(w.file().path() + ": the attention head dimension is 0 (" + hp.arch + ".attention.key_length)");
-  for (uint32_t il = 0; il < hp.n_layer; ++il)
-    if (hp.n_head[il] == 0 || hp.n_ff[il] == 0)
-      throw Error(w.file().path() + ": layer " + std::to_string(il) + " has no attention heads or no feed-forward width (" +
-                  hp.arch + ".attention.head_count, " + hp.arch + ".feed_forward_length)");
+  for (uint32_t il = 0; il < hp.n_layer; ++il) {
+    if (hp.n_head[il] == 0)
+      throw Error(w.file().path() + ": layer " + std::to_string(il) + " has no attention heads (" + hp.arch +
+                  ".attention.head_count)");
+    if (!opt.moe && hp.n_ff[il] == 0)
+      throw Error(w.file().path() + ": layer " + std::to_string(il) + " has no feed-forward width (" + hp.arch +
+                  ".feed_forward_length)");
+  }
+  if (opt.moe) {
+    if (hp.n_expert == 0 || hp.n_expert_used == 0)
+      throw Error(w.file().path() + ": " + hp.arch + " needs " + hp.arch + ".expert_count and " + hp.arch +
+                  ".expert_used_count");
+    if (hp.n_ff_exp == 0)
+      throw Error(w.file().path() + ": the expert feed-forward width is 0 (" + hp.arch +
+                  ".expert_feed_forward_length)");
+  }
   const int64_t d = hp.n_embd;
   tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   output_norm_ = w.vector("output_norm.weight", d);
@@ -42,9 +54,21 @@ DenseDecoder::DenseDecoder(const HParams& hp, Weights& w, const DenseOptions& op
       L.k_norm = w.vector(p + "attn_k_norm.weight", hp.head_dim_k);
     }
     L.ffn_norm = w.vector(p + "ffn_norm.weight", d);
-    L.gate = w.matrix(p + "ffn_gate.weight", d, ff);
-    L.up = w.matrix(p + "ffn_up.weight", d, ff);
-    L.down = w.matrix(p + "ffn_down.weight", ff, d);
+    if (opt.moe) {
+      const int64_t ne = hp.n_expert, fe = hp.n_ff_exp;
+      L.moe.router = w.matrix(p + "ffn_gate_inp.weight", d, ne);
+      L.moe.gate = w.expert_stack(p + "ffn_gate_exps.weight", d, fe, ne);
+      L.moe.up = w.expert_stack(p + "ffn_up_exps.weight", d, fe, ne);
+      L.moe.down = w.expert_stack(p + "ffn_down_exps.weight", fe, d, ne);
+      L.moe.n_expert = static_cast<int>(hp.n_expert);
+      L.moe.n_used = static_cast<int>(hp.n_expert_used);
+      L.moe.n_ff = fe;
+      L.moe.renormalize = true;
+    } else {
+      L.gate = w.matrix(p + "ffn_gate.weight", d, ff);
+      L.up = w.matrix(p + "ffn_up.weight", d, ff);
+      L.down = w.matrix(p + "ffn_down.weight", ff, d);
+    }
     layers_.push_back(L);
   }
 }
@@ -85,7 +109,11 @@ void DenseDecoder::forward(const UBatch& b, ForwardState& st, float* logits) con
     c.matmul(L.wo, attn, out, L.bo);
     c.add(x, out, d);
     c.rms_norm(x, L.ffn_norm, d, hp_.rms_eps, h, c.n());
-    c.swiglu_ffn(h, L.gate, L.up, L.down, out, kSlotGate, kSlotUp);
+    if (opt_.moe) {
+      c.moe_ffn(h, L.moe, out);
+    } else {
+      c.swiglu_ffn(h, L.gate, L.up, L.down, out, kSlotGate, kSlotUp);
+    }
     c.add(x, out, d);
   }
   c.output_head(x, output_norm_, hp_.rms_eps, output_, logits);

@@ -1,7 +1,8 @@
-// The pre-norm dense decoder shared by `llama` and `qwen3` (architectures.md §2, §5):
+// The pre-norm decoder shared by `llama`, `qwen3` and `qwen3moe` (architectures.md §2, §5, §6):
 //   h = RMSNorm(x; attn_norm);  Q,K,V = W h (+b);  [per-head QK RMSNorm];  RoPE(Q), RoPE(K)
 //   x += W_o · Attn(Q, K, V; 1/sqrt(hd), causal)
 //   x += W_down (silu(W_gate h2) ⊙ W_up h2),  h2 = RMSNorm(x; ffn_norm)
+//        or, with experts, x += MoE(h2) (§1.5: softmax router, top-k, renormalised, SwiGLU experts)
 //   logits = W_out RMSNorm(x; output_norm)     (W_out = token_embd when output.weight is absent)
 #pragma once
 
@@ -9,6 +10,7 @@
 
 #include "kernels/ops.h"
 #include "model/arch.h"
+#include "model/compute.h"
 
 namespace hearth::model {
 
@@ -17,12 +19,14 @@ struct DenseOptions {
   kernels::RopeMode rope_mode = kernels::RopeMode::kNorm;
   bool qk_norm = false;        ///< attn_q_norm / attn_k_norm {hd} before RoPE (qwen3)
   bool rope_freqs = false;     ///< divide RoPE angles by rope_freqs.weight when present (llama3)
+  bool moe = false;            ///< every layer's FFN is a mixture of experts (qwen3moe)
 };
 
 /// A dense decoder bound to one file's weights.
 class DenseDecoder final : public Architecture {
  public:
-  /// Binds every tensor; throws Error naming a missing or mis-shaped tensor.
+  /// Binds every tensor; throws Error naming a missing or mis-shaped tensor, or a missing
+  /// width (heads, feed-forward, experts).
   DenseDecoder(const HParams& hp, Weights& w, const DenseOptions& opt);
 
   std::vector<KvLayerSpec> kv_layers() const override;
@@ -35,7 +39,8 @@ class DenseDecoder final : public Architecture {
     const float *bq = nullptr, *bk = nullptr, *bv = nullptr, *bo = nullptr;
     const float *q_norm = nullptr, *k_norm = nullptr;
     const float* ffn_norm = nullptr;
-    kernels::MatrixView gate, up, down;
+    kernels::MatrixView gate, up, down;  // dense FFN
+    MoeFfn moe;                          // or experts (DenseOptions::moe)
   };
   HParams hp_;
   DenseOptions opt_;

@@ -88,7 +88,14 @@ HParams HParams::read(const gguf::File& f) {
   hp.n_expert = f.get<uint32_t>(a + "expert_count").value_or(0);
   hp.n_expert_used = f.get<uint32_t>(a + "expert_used_count").value_or(0);
   if (hp.n_expert_used > hp.n_expert)
-    throw Error(f.path() + ": " + a + "expert_used_count exceeds expert_count");
+    throw Error(f.path() + ": " + a + "expert_used_count (" + std::to_string(hp.n_expert_used) + ") exceeds " + a +
+                "expert_count (" + std::to_string(hp.n_expert) + ")");
+  if (hp.n_expert > 0 && hp.n_expert_used == 0)
+    throw Error(f.path() + ": " + a + "expert_used_count is 0 (or missing) but expert_count is " +
+                std::to_string(hp.n_expert));
+  // Default (architectures.md §6): the dense width shared by the experts used per token.
+  const uint32_t ff_exp_default = hp.n_expert_used > 0 && !hp.n_ff.empty() ? hp.n_ff[0] / hp.n_expert_used : 0;
+  hp.n_ff_exp = f.get<uint32_t>(a + "expert_feed_forward_length").value_or(ff_exp_default);
   return hp;
 }
 

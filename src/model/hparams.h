@@ -34,8 +34,9 @@ struct HParams {
   float rope_attn_factor = 1.0f;  ///< rope.scaling.attn_factor
   RopeScaling rope_scaling = RopeScaling::kLinear;
   uint32_t n_ctx_orig = 0;        ///< rope.scaling.original_context_length (YaRN)
-  uint32_t n_expert = 0;
-  uint32_t n_expert_used = 0;
+  uint32_t n_expert = 0;           ///< {arch}.expert_count (0: dense model)
+  uint32_t n_expert_used = 0;      ///< {arch}.expert_used_count, experts per token
+  uint32_t n_ff_exp = 0;           ///< {arch}.expert_feed_forward_length (default n_ff / n_expert_used)
 
   /// Reads the generic keys of `arch` from `file`; missing required keys and out-of-range
   /// values raise Error naming the key.

@@ -12,6 +12,7 @@ const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> f = {
       {"llama", &make_llama},
       {"qwen3", &make_qwen3},
+      {"qwen3moe", &make_qwen3moe},
   };
   return f;
 }

@@ -11,18 +11,45 @@
 
 namespace hearth::model {
 
-uint64_t SynthShape::n_params() const {
-  const uint64_t d = n_embd, q = uint64_t{n_head} * head_dim, kv = uint64_t{n_head_kv} * head_dim;
-  uint64_t per_layer = 2 * d + d * q + 2 * d * kv + q * d + 3 * d * n_ff;
-  if (arch == "qwen3") per_layer += 2 * head_dim;
-  uint64_t n = uint64_t{n_vocab} * d * (tied_embeddings ? 1 : 2) + d + per_layer * n_layer;
-  if (rope_factor > 0) n += head_dim / 2;
+namespace {
+
+// Weights of the whole model when each layer's FFN has `n_ffn_experts` experts in use (all of
+// them for the file size, n_expert_used for one token).
+uint64_t count_params(const SynthShape& s, uint64_t n_ffn_experts) {
+  const uint64_t d = s.n_embd, q = uint64_t{s.n_head} * s.head_dim, kv = uint64_t{s.n_head_kv} * s.head_dim;
+  uint64_t per_layer = 2 * d + d * q + 2 * d * kv + q * d;
+  if (s.n_expert > 0) {
+    per_layer += d * s.n_expert + 3 * d * s.n_ff_exp * n_ffn_experts;
+  } else {
+    per_layer += 3 * d * s.n_ff;
+  }
+  if (s.arch != "llama") per_layer += 2 * s.head_dim;  // QK norms
+  uint64_t n = uint64_t{s.n_vocab} * d * (s.tied_embeddings ? 1 : 2) + d + per_layer * s.n_layer;
+  if (s.rope_factor > 0) n += s.head_dim / 2;
   return n;
 }
 
+}  // namespace
+
+uint64_t SynthShape::n_params() const { return count_params(*this, n_expert); }
+
+uint64_t SynthShape::n_active_params() const { return count_params(*this, n_expert > 0 ? n_expert_used : 0); }
+
+SynthShape first_layers(const SynthShape& shape, uint32_t n_layers) {
+  if (n_layers < 1 || n_layers > shape.n_layer)
+    throw Error("cannot keep " + std::to_string(n_layers) + " layers of " + shape.name + ", which has " +
+                std::to_string(shape.n_layer) + " (give 1 to " + std::to_string(shape.n_layer) + ")");
+  SynthShape s = shape;
+  if (n_layers < shape.n_layer) {
+    s.name = shape.name + " (" + std::to_string(n_layers) + " of " + std::to_string(shape.n_layer) + " layers)";
+    s.n_layer = n_layers;
+  }
+  return s;
+}
+
 const std::vector<SynthShape>& synth_shapes() {
-  // name, arch, layers, d, H, H_kv, hd, ff, vocab, ctx, θ, ε, tied, llama3 rope (factor, low, high, orig)
-  // Sources: architectures.md §12.1 (Llama) and §12.2 (Qwen 3).
+  // name, arch, layers, d, H, H_kv, hd, ff, vocab, ctx, θ, ε, tied, llama3 rope (factor, low, high, orig),
+  // experts (count, used, ff). Sources: architectures.md §12.1 (Llama) and §12.2 (Qwen 3).
   static const std::vector<SynthShape> shapes = {
       {"llama3.2-1b", "llama", 16, 2048, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
       {"llama3.2-3b", "llama", 28, 3072, 24, 8, 128, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
@@ -31,9 +58,15 @@ const std::vector<SynthShape>& synth_shapes() {
       {"qwen3-1.7b", "qwen3", 28, 2048, 16, 8, 128, 6144, 151936, 40960, 1000000.0f, 1e-6f, true},
       {"qwen3-4b", "qwen3", 36, 2560, 32, 8, 128, 9728, 151936, 40960, 1000000.0f, 1e-6f, true},
       {"qwen3-8b", "qwen3", 36, 4096, 32, 8, 128, 12288, 151936, 40960, 1000000.0f, 1e-6f, false},
+      {"qwen3-30b-a3b", "qwen3moe", 48, 2048, 32, 4, 128, 6144, 151936, 40960, 1000000.0f, 1e-6f, false, 0.0f, 1.0f,
+       4.0f, 8192, 128, 8, 768},
+      {"qwen3-235b-a22b", "qwen3moe", 94, 4096, 64, 4, 128, 12288, 151936, 40960, 1000000.0f, 1e-6f, false, 0.0f, 1.0f,
+       4.0f, 8192, 128, 8, 1536},
       // Tiny models for tests: every feature of the real ones at a few hundred KB.
       {"tiny-llama", "llama", 2, 64, 4, 2, 16, 128, 512, 2048, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 256},
       {"tiny-qwen3", "qwen3", 2, 64, 4, 2, 32, 96, 512, 2048, 1000000.0f, 1e-6f, true},
+      {"tiny-qwen3moe", "qwen3moe", 2, 64, 4, 2, 32, 192, 512, 2048, 1000000.0f, 1e-6f, false, 0.0f, 1.0f, 4.0f, 8192,
+       8, 2, 32},
   };
   return shapes;
 }
@@ -300,7 +333,11 @@ struct TensorPlan {
 }  // namespace
 
 void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string& path) {
-  if (s.arch != "llama" && s.arch != "qwen3") throw Error("cannot synthesize architecture '" + s.arch + "'");
+  if (s.arch != "llama" && s.arch != "qwen3" && s.arch != "qwen3moe")
+    throw Error("cannot synthesize architecture '" + s.arch + "'");
+  const bool moe = s.arch == "qwen3moe";
+  if (moe && (s.n_expert == 0 || s.n_expert_used == 0 || s.n_expert_used > s.n_expert || s.n_ff_exp == 0))
+    throw Error("shape " + s.name + ": a qwen3moe model needs 0 < experts used <= experts and an expert width");
   const quant::TypeTraits& wt = quant::traits(opt.type);
   if (wt.from_float == nullptr) throw Error(std::string("hearth cannot quantize to ") + wt.name + " yet");
 
@@ -326,6 +363,11 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
     w.set(a + "vocab_size", gguf::Value::of(s.n_vocab));
     w.set(a + "rope.dimension_count", gguf::Value::of(s.head_dim));
   }
+  if (moe) {
+    w.set(a + "expert_count", gguf::Value::of(s.n_expert));
+    w.set(a + "expert_used_count", gguf::Value::of(s.n_expert_used));
+    w.set(a + "expert_feed_forward_length", gguf::Value::of(s.n_ff_exp));
+  }
   w.set("general.file_type", gguf::Value::of(file_type_of(opt.type)));
   w.set("general.quantization_version", gguf::Value::of(uint32_t{2}));
 
@@ -346,6 +388,9 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
   auto matrix = [&](const std::string& name, int64_t n_in, int64_t n_out, float sigma) {
     plan.push_back({name, matrix_type(opt.type, n_in), {n_in, n_out}, 0.0f, sigma, {}});
   };
+  auto experts = [&](const std::string& name, int64_t n_in, int64_t n_out, float sigma) {
+    plan.push_back({name, matrix_type(opt.type, n_in), {n_in, n_out, s.n_expert}, 0.0f, sigma, {}});
+  };
   auto norm = [&](const std::string& name, int64_t n) {
     plan.push_back({name, quant::GgmlType::F32, {n}, 1.0f, 0.02f, {}});
   };
@@ -361,14 +406,22 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
     matrix(p + "attn_k.weight", d, kv, s_d);
     matrix(p + "attn_v.weight", d, kv, s_d);
     matrix(p + "attn_output.weight", q, d, 1.0f / std::sqrt(static_cast<float>(q)));
-    if (s.arch == "qwen3") {
+    if (s.arch != "llama") {
       norm(p + "attn_q_norm.weight", s.head_dim);
       norm(p + "attn_k_norm.weight", s.head_dim);
     }
     norm(p + "ffn_norm.weight", d);
-    matrix(p + "ffn_gate.weight", d, s.n_ff, s_d);
-    matrix(p + "ffn_up.weight", d, s.n_ff, s_d);
-    matrix(p + "ffn_down.weight", s.n_ff, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff)));
+    if (moe) {
+      // The router stays F32 (as llama.cpp's converter and llama-quantize keep it).
+      plan.push_back({p + "ffn_gate_inp.weight", quant::GgmlType::F32, {d, s.n_expert}, 0.0f, s_d, {}});
+      experts(p + "ffn_gate_exps.weight", d, s.n_ff_exp, s_d);
+      experts(p + "ffn_up_exps.weight", d, s.n_ff_exp, s_d);
+      experts(p + "ffn_down_exps.weight", s.n_ff_exp, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff_exp)));
+    } else {
+      matrix(p + "ffn_gate.weight", d, s.n_ff, s_d);
+      matrix(p + "ffn_up.weight", d, s.n_ff, s_d);
+      matrix(p + "ffn_down.weight", s.n_ff, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff)));
+    }
   }
   for (const TensorPlan& t : plan) w.add_tensor(t.name, t.type, t.ne);
 
@@ -377,7 +430,9 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
   kernels::ThreadPool pool(opt.n_threads);
   uint64_t written = 0;
   for (const TensorPlan& t : plan) {
-    const int64_t ne0 = t.ne[0], rows = t.ne.size() > 1 ? t.ne[1] : 1;
+    int64_t rows = 1;  // rows of ne0 elements: the product of the other dimensions
+    for (size_t i = 1; i < t.ne.size(); ++i) rows *= t.ne[i];
+    const int64_t ne0 = t.ne[0];
     const quant::TypeTraits& tt = quant::traits(t.type);
     const size_t row_bytes = quant::row_size(t.type, ne0);
     if (!t.fixed.empty()) {

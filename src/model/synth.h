@@ -1,7 +1,7 @@
 // Synthesis of random-weight GGUF models with the shapes of real ones (and tiny ones for
 // tests): deterministic from a seed, streamed to disk so multi-GB files need little memory.
 // Shapes: ../shared/docs/architectures.md §12. Tensor names and metadata keys as llama.cpp's
-// converter writes them (§2 llama, §5 qwen3).
+// converter writes them (§2 llama, §5 qwen3, §6 qwen3moe).
 #pragma once
 
 #include <cstdint>
@@ -16,13 +16,13 @@ namespace hearth::model {
 /// The hyper-parameters of a model to synthesize.
 struct SynthShape {
   std::string name;        ///< "llama3.2-1b", "qwen3-1.7b", "tiny-llama", ...
-  std::string arch;        ///< "llama" or "qwen3"
+  std::string arch;        ///< "llama", "qwen3" or "qwen3moe"
   uint32_t n_layer = 0;
   uint32_t n_embd = 0;
   uint32_t n_head = 0;
   uint32_t n_head_kv = 0;
   uint32_t head_dim = 0;
-  uint32_t n_ff = 0;
+  uint32_t n_ff = 0;       ///< dense FFN width (qwen3moe: written to the metadata but unused)
   uint32_t n_vocab = 0;
   uint32_t n_ctx_train = 0;
   float rope_freq_base = 10000.0f;
@@ -31,9 +31,13 @@ struct SynthShape {
   /// llama3 RoPE frequency factors (rope_freqs.weight); factor 0 = none.
   float rope_factor = 0.0f, rope_low_freq = 1.0f, rope_high_freq = 4.0f;
   uint32_t rope_orig_ctx = 8192;
+  /// Mixture of experts (qwen3moe): experts per layer, used per token, expert FFN width.
+  uint32_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
 
   /// Number of weights the file will hold.
   uint64_t n_params() const;
+  /// Weights one token multiplies with (n_params() with only n_expert_used experts per layer).
+  uint64_t n_active_params() const;
 };
 
 /// The named shapes `hearth synth` knows (real models first, then the tiny test models).
@@ -41,6 +45,11 @@ const std::vector<SynthShape>& synth_shapes();
 
 /// The shape called `name`; throws Error listing the known names.
 const SynthShape& find_synth_shape(const std::string& name);
+
+/// `shape` cut to its first `n_layers` layers (everything else unchanged, the name says how many
+/// of how many), e.g. to benchmark a few layers of a large model. Throws Error unless
+/// 1 <= n_layers <= shape.n_layer.
+SynthShape first_layers(const SynthShape& shape, uint32_t n_layers);
 
 /// Options of a synthesis run.
 struct SynthOptions {
@@ -52,7 +61,8 @@ struct SynthOptions {
 };
 
 /// Writes a GGUF model of `shape` with random weights to `path`: matrices N(0, 1/sqrt(fan_in)),
-/// embeddings N(0, 1/sqrt(n_embd)), norm weights N(1, 0.02); a byte-level BPE vocabulary of
+/// embeddings N(0, 1/sqrt(n_embd)), norm weights N(1, 0.02); MoE routers (ffn_gate_inp) are F32
+/// N(0, 1/sqrt(n_embd)) and expert stacks 3-D {n_in, n_out, n_expert}; a byte-level BPE vocabulary of
 /// n_vocab tokens (GPT-2 byte alphabet, merges learnt from a small built-in English text,
 /// the family's special tokens). The same shape, type and seed give the same bytes. Throws
 /// Error for a type hearth cannot quantize to, or on I/O failure.

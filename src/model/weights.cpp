@@ -50,6 +50,15 @@ kernels::MatrixView Weights::matrix(const std::string& name, int64_t n_in, int64
   return view(t);
 }
 
+kernels::MatrixView Weights::expert_stack(const std::string& name, int64_t n_in, int64_t n_out, int64_t n_expert) {
+  const gguf::TensorInfo& t = find(name);
+  check_shape(t, {n_in, n_out, n_expert});
+  if (kernels::vec_dot_fn(t.type) == nullptr)
+    throw Error(file_.path() + ": tensor '" + name + "' has type " + std::string(quant::type_name(t.type)) +
+                ", which hearth cannot compute with yet");
+  return view(t);
+}
+
 kernels::MatrixView Weights::embedding(const std::string& name, int64_t n_embd, int64_t n_vocab) {
   const gguf::TensorInfo& t = find(name);
   check_shape(t, {n_embd, n_vocab});

@@ -24,6 +24,10 @@ class Weights {
   kernels::MatrixView matrix(const std::string& name, int64_t n_in, int64_t n_out);
   /// As matrix(), but a missing tensor gives nullopt.
   std::optional<kernels::MatrixView> matrix_opt(const std::string& name, int64_t n_in, int64_t n_out);
+  /// The 3-D expert stack `name` with ggml shape {n_in, n_out, n_expert} (ffn_*_exps), viewed as
+  /// one matrix of n_out·n_expert rows; kernels::expert_matrix() cuts out one expert. Throws
+  /// Error as matrix().
+  kernels::MatrixView expert_stack(const std::string& name, int64_t n_in, int64_t n_out, int64_t n_expert);
   /// The embedding table {n_embd, n_vocab}: as matrix() but only needs row conversion.
   kernels::MatrixView embedding(const std::string& name, int64_t n_embd, int64_t n_vocab);
 

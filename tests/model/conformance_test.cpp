@@ -2,6 +2,14 @@
 // ../shared/testdata/models must match llama.cpp's within the tolerances of that folder's
 // README ("Tolerance guidance"), in batch and sequential mode, and the greedy continuation
 // must equal llama.cpp's up to the first step where llama.cpp's own margin is not clear.
+//
+// Mixture-of-experts models (qwen3moe): as the README's criterion 2 suggests, the strict bounds
+// apply to the positions before the first router near-tie, the first position p whose
+// `moe_router.min_topk_gap[p]` (the smallest gap, over the MoE layers, between the k-th and the
+// (k+1)-th router logit) is below kNearTieGap. There any numeric difference may pick another
+// expert, and through attention that changes every later position. Later positions are checked
+// loosely (median d16 <= kLooseMedian s, every d16 <= kLooseMax s; a flipped expert moves a
+// position by up to ~1 s), and the greedy continuation is only compared without a near-tie.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -54,6 +62,21 @@ constexpr Tolerance kF16{0.10, 0.01, 0.05, 0.02, 0.05, 0.10, 0.01};
 // llama.cpp's batch pass, reaches p99 0.11 s. The bound is 0.12 s.
 constexpr Tolerance kQuant{0.15, -1.0, 0.12, 0.05, 0.10, -1.0, -1.0};
 
+// Router near-ties (README criterion 2; router-logit units, the router logits have std ~1.5).
+constexpr double kNearTieGap = 0.01;
+constexpr double kLooseMedian = 0.05;  // after the first near-tie, units of s
+constexpr double kLooseMax = 1.5;
+
+// Positions before the first router near-tie (all of them for dense models).
+size_t strict_prefix(const json& ref) {
+  const size_t n = ref["n_tokens"];
+  if (!ref.contains("moe_router")) return n;
+  const json& gap = ref["moe_router"]["min_topk_gap"];
+  for (size_t p = 0; p < gap.size(); ++p)
+    if (gap[p].get<double>() < kNearTieGap) return p;
+  return n;
+}
+
 const json& reference(const std::string& model, const std::string& seq) {
   static std::map<std::string, json> cache;
   const std::string key = model + "." + seq;
@@ -74,6 +97,7 @@ std::shared_ptr<const hearth::model::Model> load(const std::string& model) {
 }
 
 double quantile(std::vector<double> v, double q) {
+  if (v.empty()) return std::nan("");
   std::sort(v.begin(), v.end());
   const size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
   return v[i];
@@ -92,7 +116,8 @@ void check_logits(const json& ref, const std::vector<float>& logits, const Toler
   const size_t n = ref["n_tokens"];
   const double s = ref["logit_std"];
   const json& batch = ref["batch"];
-  std::vector<double> d16s;
+  const size_t strict = strict_prefix(ref);
+  std::vector<double> d16s, loose;
   for (size_t p = 0; p < n; ++p) {
     const float* row = logits.data() + p * n_vocab;
     for (size_t i = 0; i < n_vocab; ++i) ASSERT_TRUE(std::isfinite(row[i])) << mode << " pos " << p;
@@ -101,6 +126,11 @@ void check_logits(const json& ref, const std::vector<float>& logits, const Toler
     const json& tl = batch["top_logits"][p];
     for (size_t k = 0; k < ids.size(); ++k)
       d16 = std::max(d16, std::abs(static_cast<double>(row[ids[k].get<int>()]) - tl[k].get<double>()));
+    if (p >= strict) {  // after a router near-tie: loose checks only
+      loose.push_back(d16 / s);
+      EXPECT_LE(d16 / s, kLooseMax) << mode << ": d16 at position " << p << " (after a router near-tie)";
+      continue;
+    }
     d16s.push_back(d16 / s);
     EXPECT_LE(d16 / s, tol.d16_max) << mode << ": d16 at position " << p;
     const double dlse = std::abs(log_sum_exp(row, n_vocab) - batch["lse"][p].get<double>());
@@ -111,9 +141,17 @@ void check_logits(const json& ref, const std::vector<float>& logits, const Toler
       EXPECT_EQ(top1, ids[0].get<int>()) << mode << ": top-1 at position " << p << " (margin " << margin / s << " s)";
     }
   }
-  std::printf("[ stats    ] %-20s %-5s %-10s d16/s median %.4f p99 %.4f max %.4f\n",
+  std::printf("[ stats    ] %-20s %-5s %-10s d16/s median %.4f p99 %.4f max %.4f",
               ref["model_file"].get<std::string>().c_str(), ref["sequence"].get<std::string>().c_str(), mode.c_str(),
               quantile(d16s, 0.5), quantile(d16s, 0.99), quantile(d16s, 1.0));
+  if (!loose.empty())
+    std::printf(" (first %zu positions; after the near-tie median %.4f max %.4f)", strict, quantile(loose, 0.5),
+                quantile(loose, 1.0));
+  std::printf("\n");
+  if (!loose.empty()) {
+    EXPECT_LE(quantile(loose, 0.5), kLooseMedian) << mode << ": median d16 after the first router near-tie";
+  }
+  if (d16s.empty()) return;
   if (tol.d16_median >= 0) {
     EXPECT_LE(quantile(d16s, 0.5), tol.d16_median) << mode << ": median d16";
   }
@@ -122,6 +160,7 @@ void check_logits(const json& ref, const std::vector<float>& logits, const Toler
     const json& fr = ref["full_rows"];
     for (size_t r = 0; r < fr["positions"].size(); ++r) {
       const size_t p = fr["positions"][r];
+      if (p >= strict) continue;
       const json& want = fr["logits"][r];
       double mx = 0, sq = 0;
       for (size_t i = 0; i < n_vocab; ++i) {
@@ -163,7 +202,9 @@ TEST_P(Conformance, LogitsAndGreedyMatchLlamaCpp) {
         hearth::runtime::greedy(ctx, last, static_cast<int32_t>(tokens.size()), n_greedy);
     const json& g = ref["greedy"];
     const double s = ref["logit_std"];
-    for (int k = 0; k < n_greedy; ++k) {
+    // After a router near-tie in the prompt the KV cache may hold other values than llama.cpp's.
+    const int n_check = strict_prefix(ref) == tokens.size() ? n_greedy : 0;
+    for (int k = 0; k < n_check; ++k) {
       if (g["margin"][k].get<double>() < tol.top1_margin * s) break;
       ASSERT_EQ(got[k], g["tokens"][k].get<int32_t>()) << "greedy step " << k;
     }
@@ -182,7 +223,7 @@ TEST_P(Conformance, LogitsAndGreedyMatchLlamaCpp) {
 
 std::vector<Case> all_cases() {
   std::vector<Case> out;
-  for (const char* arch : {"llama", "qwen3"})
+  for (const char* arch : {"llama", "qwen3", "qwen3moe"})
     for (const char* type : {"F16", "Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_XS"})
       for (const char* seq : {"s7", "s64", "s150"}) out.push_back({std::string(arch) + "-" + type, seq});
   return out;

@@ -84,6 +84,43 @@ TEST(Model, HyperParametersOfTheReferenceModels) {
   EXPECT_EQ(b.n_ff[0], 512u);
   EXPECT_FLOAT_EQ(b.rms_eps, 1e-6f);
   EXPECT_EQ(qwen->n_params(), 3410432u);
+
+  const auto moe = Model::load(kModels + "qwen3moe-F16.gguf");
+  const HParams& c = moe->hparams();
+  EXPECT_EQ(c.arch, "qwen3moe");
+  EXPECT_EQ(c.n_expert, 8u);
+  EXPECT_EQ(c.n_expert_used, 2u);
+  EXPECT_EQ(c.n_ff_exp, 256u);  // expert_feed_forward_length, not feed_forward_length (768)
+  EXPECT_EQ(c.n_ff[0], 768u);
+  EXPECT_EQ(c.head_dim_k, 64u);
+  EXPECT_EQ(c.n_head_kv[0], 1u);
+  EXPECT_EQ(moe->n_params(), 4527616u);  // manifest.json
+}
+
+TEST(Model, MissingOrMisshapedExpertTensorsAreNamed) {
+  const std::string src = kModels + "qwen3moe-F16.gguf";
+  for (const char* name : {"blk.1.ffn_down_exps.weight", "blk.0.ffn_gate_inp.weight", "blk.0.ffn_up_exps.weight",
+                           "blk.1.attn_k_norm.weight"})
+    expect_load_error(rewrite(src, "moe-missing.gguf", [](gguf::Writer&) {},
+                              [name](const std::string& n) { return n != name; }),
+                      "tensor '" + std::string(name) + "' is missing");
+  expect_load_error(rewrite(src, "moe-shape.gguf", [](gguf::Writer&) {}, nullptr,
+                            [](const gguf::TensorInfo& t) {
+                              std::vector<int64_t> ne(t.ne.begin(), t.ne.begin() + t.n_dims);
+                              if (t.name == "blk.0.ffn_gate_exps.weight") ne[2] = 4;
+                              return ne;
+                            }),
+                    "tensor 'blk.0.ffn_gate_exps.weight' has shape [256, 256, 4], expected [256, 256, 8]");
+  expect_load_error(rewrite(src, "moe-used.gguf",
+                            [](gguf::Writer& w) { w.set("qwen3moe.expert_used_count", gguf::Value::of(uint32_t{9})); }),
+                    "qwen3moe.expert_used_count (9) exceeds qwen3moe.expert_count (8)");
+  expect_load_error(rewrite(src, "moe-nocount.gguf", [](gguf::Writer& w) { w.remove("qwen3moe.expert_count"); }),
+                    "qwen3moe.expert_count");
+  // Without expert_feed_forward_length the width is n_ff / n_used = 768 / 2 = 384, which the
+  // expert tensors (256) do not have.
+  expect_load_error(
+      rewrite(src, "moe-noff.gguf", [](gguf::Writer& w) { w.remove("qwen3moe.expert_feed_forward_length"); }),
+      "tensor 'blk.0.ffn_gate_exps.weight' has shape [256, 256, 8], expected [256, 384, 8]");
 }
 
 TEST(Model, UnsupportedArchitectureAndTypeAreNamed) {
@@ -164,7 +201,48 @@ TEST(Synth, SameSeedSameBytesAndTheModelRuns) {
   EXPECT_GT(hi - lo, 1.0f);
 }
 
+TEST(Synth, MixtureOfExpertsModelRunsAndCanBeCutToItsFirstLayers) {
+  const SynthShape shape = first_layers(find_synth_shape("tiny-qwen3moe"), 1);
+  EXPECT_EQ(shape.n_layer, 1u);
+  const std::string path = temp_path("synth-moe.gguf");
+  SynthOptions opt;
+  opt.type = quant::GgmlType::Q8_0;
+  synthesize(shape, opt, path);
+  const auto m = Model::load(path);
+  EXPECT_EQ(m->hparams().arch, "qwen3moe");
+  EXPECT_EQ(m->hparams().n_layer, 1u);
+  EXPECT_EQ(m->hparams().n_expert, 8u);
+  EXPECT_EQ(m->hparams().n_ff_exp, 32u);
+  EXPECT_EQ(m->n_params(), shape.n_params());
+  const gguf::TensorInfo* up = m->file().find_tensor("blk.0.ffn_up_exps.weight");
+  ASSERT_NE(up, nullptr);
+  EXPECT_EQ(up->shape_string(), "[64, 32, 8]");
+  EXPECT_EQ(up->type, quant::GgmlType::Q8_0);
+  EXPECT_EQ(m->file().find_tensor("blk.0.ffn_gate_inp.weight")->type, quant::GgmlType::F32);
+  EXPECT_EQ(m->file().find_tensor("blk.1.attn_q.weight"), nullptr);
+  runtime::ContextParams cp;
+  cp.n_ctx = 64;
+  runtime::Context ctx(m, cp);
+  const std::vector<int32_t> ids = m->tokenizer().encode("We the People of the United States", false, false);
+  const auto logits = runtime::evaluate(ctx, ids, false);
+  float lo = 1e30f, hi = -1e30f;
+  for (float x : logits) {
+    ASSERT_TRUE(std::isfinite(x));
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  EXPECT_GT(hi - lo, 1.0f);
+  EXPECT_THROW(first_layers(find_synth_shape("tiny-qwen3moe"), 0), Error);
+  EXPECT_THROW(first_layers(find_synth_shape("tiny-qwen3moe"), 3), Error);
+}
+
 TEST(Synth, RealShapesHaveTheirRealSizes) {
+  // Qwen3-30B-A3B: 30.5B parameters, 3.3B activated (Hugging Face model card).
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-30b-a3b").n_params()), 30.5e9, 0.1e9);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-30b-a3b").n_active_params()), 3.3e9, 0.1e9);
+  // Qwen3-235B-A22B: 235B parameters, 22B activated.
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-235b-a22b").n_params()), 235e9, 1e9);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-235b-a22b").n_active_params()), 22e9, 0.5e9);
   // Parameter counts of the real models (tied embeddings counted once).
   EXPECT_NEAR(static_cast<double>(find_synth_shape("llama3.2-1b").n_params()), 1.236e9, 0.01e9);
   EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-1.7b").n_params()), 1.72e9, 0.01e9);
