@@ -5,11 +5,13 @@
 
 #include "hearth/error.h"
 #include "kernels/dot.h"
+#include "kernels/gemm.h"
 
 namespace hearth::kernels {
 
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64_t ldy, const ThreadPool& pool,
             MatmulScratch& scratch) {
+  if (n_rows >= kTiledMinRows && gemm::matmul_tiled(w, x, n_rows, y, ldy, pool, scratch)) return;
   const quant::TypeTraits& wt = quant::traits(w.type);
   const VecDotFn dot = vec_dot_fn(w.type);
   if (dot == nullptr) throw Error(std::string("no matrix multiplication for weights of type ") + wt.name);

@@ -24,15 +24,26 @@ struct MatrixView {
   const uint8_t* row(int64_t i) const { return data + static_cast<size_t>(i) * row_bytes; }
 };
 
-/// Scratch memory reused across calls (activation rows in the partner format).
+/// Scratch memory reused across calls: activation rows in the partner format, and for the
+/// tiled path (kernels/gemm.h) the activation tiles and one weight-tile buffer per thread
+/// (raw bytes, 64-byte aligned by their users).
 struct MatmulScratch {
   std::vector<uint8_t> act;
+  std::vector<uint8_t> act_tiles;
+  std::vector<uint8_t> act_natural;
+  std::vector<std::vector<uint8_t>> weight_tiles;
 };
 
 /// Y = X · Wᵀ: y[r·ldy + o] = Σ_i W[o][i] · x[r·n_in + i] for r < n_rows, o < n_out.
 /// X is [n_rows][n_in] f32 (contiguous), Y has row stride `ldy` floats (>= n_out).
 /// Work is split over output rows so each weight row is read once for all activation rows.
+/// Where the weight type and CPU path have a tiled path (kernels/gemm.h), every batch of at
+/// least kTiledMinRows rows (that is, every batch) goes through it: single rows then use the
+/// same arithmetic as batches, so a token's result does not depend on the batch it is in.
 /// Throws Error if the weight type has no dot product.
+/// Smallest batch for which matmul uses the tiled path.
+inline constexpr int64_t kTiledMinRows = 1;
+
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64_t ldy, const ThreadPool& pool,
             MatmulScratch& scratch);
 

@@ -23,6 +23,11 @@ class ThreadPool {
   /// Calls fn(thread_index) once on each of the pool's threads.
   void run_on_all(const std::function<void(int thread_index)>& fn) const;
 
+  /// Index (0 .. n_threads-1) of the calling thread within the innermost parallel_for or
+  /// run_on_all of any pool; 0 outside them and where that call ran inline (one thread). Use it
+  /// to pick per-thread scratch sized by n_threads().
+  static int thread_index();
+
   /// Number of hardware threads available to this process.
   static int hardware_threads();
 

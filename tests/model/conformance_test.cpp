@@ -58,9 +58,12 @@ constexpr Tolerance kF16{0.10, 0.01, 0.05, 0.02, 0.05, 0.10, 0.01};
 // llama.cpp fails that against itself on these files: its batch vs sequential passes reach
 // p99 0.084 s (llama-Q4_K_M.s64, qwen3-Q4_K_M.s64). The differences are 8-bit activation
 // codes that flip when a value sits within float rounding of a rounding boundary, and any two
-// implementations that are not bit-identical flip different codes; ours, measured against
-// llama.cpp's batch pass, reaches p99 0.11 s. The bound is 0.12 s.
-constexpr Tolerance kQuant{0.15, -1.0, 0.12, 0.05, 0.10, -1.0, -1.0};
+// implementations that are not bit-identical flip different codes. Ours, measured against
+// llama.cpp's batch pass, reaches p99 0.11 s with the row-by-row dot products (HEARTH_CPU=avx2,
+// scalar) and 0.138 s with the AVX-512 tiled matmul (llama-Q5_K_M.s150; every other file
+// <= 0.112 s), whose per-run float sums round differently again. The bound is 0.14 s; every
+// position stays within llama.cpp's own 0.15 s.
+constexpr Tolerance kQuant{0.15, -1.0, 0.14, 0.05, 0.10, -1.0, -1.0};
 
 // Router near-ties (README criterion 2; router-logit units, the router logits have std ~1.5).
 constexpr double kNearTieGap = 0.01;

@@ -1,0 +1,121 @@
+// Tiled matrix multiplication for prompt batches (GEMM): weights and activations are unpacked
+// into a common 8-bit "lane order" tile format, and one micro-kernel multiplies tiles of every
+// weight type.
+//
+// Why: a row-by-row dot product (kernels/dot.h) decodes a weight block for every activation row
+// it meets. For a batch of many rows, hearth decodes each weight row once into codes laid out so
+// that one VPDPBUSD (u8 x s8, four products summed per int32 lane) accumulates each 16-element
+// run of the row in its own lane; the per-run scales then apply as one float vector per
+// 256-element chunk, and the same decoded row serves every activation row of the batch.
+//
+// Lane order (kLaneOrder): within a chunk of 256 elements, code byte 64t + 4L + b (t < 4, L < 16,
+// b < 4) holds element 16L + 4t + b, so lane L of each of the four 64-byte vectors covers run L
+// (elements 16L .. 16L+15) and the integer sum over the four vectors is that run's dot product.
+//
+// Arithmetic (source: formats.md §2 for each type's value formula, §2.7 for the partners): a
+// weight row is w_e = sw[L] * (u_e - z) (zero-point types: z = 2^zero_shift) or
+// w_e = sw[L] * u_e + ow[L] (scale-min types: Q4_K, Q5_K, Q2_K), with u_e the unsigned code; an
+// activation row is a_e = da[L] * c_e with c_e the partner format's signed code (Q8_K or Q8_0,
+// exactly as act_quantize_fn writes them). Per run:
+//   zero point: sw*da * (S - z*C),   scale-min: sw*da * S + ow * (da*C),
+// where S = sum u_e c_e and C = sum c_e over the run are exact integers. The result equals the
+// scalar vec_dot reference up to float summation order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "kernels/cpu.h"
+#include "kernels/matmul.h"
+#include "kernels/threadpool.h"
+#include "quant/types.h"
+
+namespace hearth::kernels::gemm {
+
+/// Elements per chunk (the K-quant super-block; 32-element formats use 8 blocks per chunk).
+inline constexpr int64_t kChunk = 256;
+/// Runs (lanes) per chunk: one per 16 elements.
+inline constexpr int kLanes = 16;
+
+/// One 256-element chunk of a weight row in lane order (384 bytes, 64-byte aligned).
+struct alignas(64) WChunk {
+  uint8_t codes[kChunk];  ///< unsigned codes u, lane order
+  float sw[kLanes];       ///< per-run scale
+  float ow[kLanes];       ///< per-run offset (scale-min types; 0 for zero-point types)
+};
+static_assert(sizeof(WChunk) == 384);
+
+/// One 256-element chunk of an activation row in lane order (448 bytes, 64-byte aligned).
+struct alignas(64) AChunk {
+  int8_t codes[kChunk];  ///< signed codes c, lane order (0 past the end of the row)
+  float da[kLanes];      ///< per-run activation scale (0 past the end of the row)
+  float asum[kLanes];    ///< da * C (C: sum of the run's codes)
+  int32_t csum[kLanes];  ///< C
+};
+static_assert(sizeof(AChunk) == 448);
+
+/// Unpacks the chunks of one weight row (`n_in` elements) into `out` (n_chunks(n_in) chunks).
+using UnpackFn = void (*)(const void* row, int64_t n_in, WChunk* out);
+
+/// How a weight type maps to tiles.
+struct WeightFormat {
+  quant::GgmlType act_type = quant::GgmlType::Q8_K;  ///< partner format of the activations (Q8_K or Q8_0)
+  bool scale_min = false;                            ///< w = sw*u + ow (else w = sw*(u - 2^zero_shift))
+  int zero_shift = 0;                                ///< log2 of the zero point z (zero-point types)
+  /// Unpacks `n_chunks` chunks of one weight row (`n_in` elements, n_in <= 256 n_chunks) into
+  /// `out`; elements past n_in get code 0 and scale 0.
+  UnpackFn unpack = nullptr;
+};
+
+/// The tile format of weights of `type` with the scalar unpacker, or nullptr if hearth has no
+/// tiled path for that type (callers then use row-by-row dot products).
+/// Types: Q4_0, Q5_0, Q8_0, IQ4_NL (Q8_0 partner); Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_XS (Q8_K).
+const WeightFormat* weight_format(quant::GgmlType type);
+
+/// Number of chunks of a row of `n_in` elements.
+inline int64_t n_chunks(int64_t n_in) { return (n_in + kChunk - 1) / kChunk; }
+
+/// Scalar reference: converts one activation row already quantized to `act_type` (Q8_K or
+/// Q8_0; `n_in` elements, a multiple of that type's block size) into n_chunks(n_in) chunks.
+void act_to_chunks(quant::GgmlType act_type, const void* act_row, int64_t n_in, AChunk* out);
+
+/// Scalar reference micro-kernel: y[i*ldy + j] = dot(weight row w[i], activation row a[j]) for
+/// i < n_w, j < n_a, each row `n_chunks` chunks long; `fmt` gives the arithmetic.
+void tile_ref(const WeightFormat& fmt, int64_t n_chunks, const WChunk* const* w, int n_w, const AChunk* const* a,
+              int n_a, float* y, int64_t ldy);
+
+/// A single-row product (GEMV) with the tile arithmetic: y[i] = dot(rows[i], activation), for
+/// n_rows_w weight rows of n_chunks chunks, bit-identical to the tile kernel for the same pair.
+/// `act_nat` holds the activation's codes in the weight type's natural order (natural[p] =
+/// lane-order code natural_from_lane[p % 256] of the same chunk), `ac` the activation chunks.
+struct GemvKernel {
+  void (*fn)(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const int8_t* act_nat,
+             const AChunk* ac, float* y) = nullptr;
+  const uint8_t* natural_from_lane = nullptr;  ///< 256 byte positions within a chunk
+};
+
+/// Fast paths of the tile pipeline for one CPU path (nullptr members: use the scalar ones).
+struct TileKernels {
+  /// Multiplies up to kMaxW weight rows by up to kMaxA activation rows, as tile_ref.
+  void (*tile)(const WeightFormat& fmt, int64_t n_chunks, const WChunk* const* w, int n_w, const AChunk* const* a,
+               int n_a, float* y, int64_t ldy) = nullptr;
+  int max_w = 0;  ///< most weight rows per call
+  int max_a = 0;  ///< most activation rows per call
+  /// This path's unpacker for weights of `type` in rows of `n_in` elements, byte-identical to
+  /// WeightFormat::unpack, or nullptr where it has none.
+  UnpackFn (*unpack)(quant::GgmlType type, int64_t n_in) = nullptr;
+  /// This path's GEMV for weights of `type` in rows of `n_in` elements, or nullptr.
+  const GemvKernel* (*gemv)(quant::GgmlType type, int64_t n_in) = nullptr;
+};
+
+/// The tile kernels of `path` (avx512: VNNI), or nullptr where the path has none (scalar, avx2).
+const TileKernels* tile_kernels(CpuPath path);
+
+/// Y = X · Wᵀ for a batch of rows through tiles on the active CPU path (same contract as
+/// kernels::matmul). Returns false, doing nothing, when there is no tiled path for this weight
+/// type or CPU path; the caller then uses row-by-row dot products. Throws Error as matmul does.
+bool matmul_tiled(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64_t ldy, const ThreadPool& pool,
+                  MatmulScratch& scratch);
+
+}  // namespace hearth::kernels::gemm

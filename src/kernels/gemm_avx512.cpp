@@ -1,0 +1,405 @@
+// AVX-512 VNNI tile micro-kernels (kernels/gemm.h), tested against gemm::tile_ref in
+// tests/kernels/gemm_test.cpp.
+//
+// Per pair of (weight row, activation row) and 256-element chunk: four VPDPBUSD (u8 weight codes
+// x s8 activation codes) leave each 16-element run's exact integer sum in its own int32 lane;
+// zero-point types subtract z * C in integers, then one conversion and one FMA with the per-run
+// scale product sw * da (scale-min types add ow * asum with a second FMA). The float sums stay in
+// 16 lanes until the end of the row. A call handles up to kMaxW x kMaxA pairs, so each weight
+// vector is loaded once per kMaxA activation rows and each activation vector once per kMaxW
+// weight rows.
+//
+// As in dot_avx512.cpp, only the functions between the target pragmas are compiled for
+// AVX-512, every header comes before them, and the file is compiled with -ffp-contract=off.
+#include "kernels/gemm.h"
+
+#if defined(__x86_64__)
+
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12's AVX-512 headers trip -Wuninitialized (GCC bug 105593, fixed in GCC 13).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "quant/blocks.h"
+#include "quant/fp16.h"
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
+
+namespace hearth::kernels::gemm::avx512 {
+namespace {
+
+constexpr int kMaxW = 2;
+constexpr int kMaxA = 4;
+
+inline __m512i load512(const void* p) { return _mm512_load_si512(p); }
+
+template <int NW, int NA, bool kScaleMin>
+void tile_fixed(int zero_shift, int64_t n_chunks, const WChunk* const* w, const AChunk* const* a, float* y,
+                int64_t ldy) {
+  __m512 acc[NW][NA];
+  for (int i = 0; i < NW; ++i)
+    for (int j = 0; j < NA; ++j) acc[i][j] = _mm512_setzero_ps();
+  const __m128i shift = _mm_cvtsi32_si128(zero_shift);
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    __m512i wv[NW][4];
+    for (int i = 0; i < NW; ++i)
+      for (int t = 0; t < 4; ++t) wv[i][t] = load512(w[i][c].codes + 64 * t);
+    for (int j = 0; j < NA; ++j) {
+      const AChunk& ac = a[j][c];
+      const __m512i a0 = load512(ac.codes), a1 = load512(ac.codes + 64), a2 = load512(ac.codes + 128),
+                    a3 = load512(ac.codes + 192);
+      const __m512 da = _mm512_load_ps(ac.da);
+      for (int i = 0; i < NW; ++i) {
+        __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[i][0], a0);
+        s = _mm512_dpbusd_epi32(s, wv[i][1], a1);
+        s = _mm512_dpbusd_epi32(s, wv[i][2], a2);
+        s = _mm512_dpbusd_epi32(s, wv[i][3], a3);
+        if constexpr (!kScaleMin) s = _mm512_sub_epi32(s, _mm512_sll_epi32(_mm512_load_si512(ac.csum), shift));
+        const __m512 scale = _mm512_mul_ps(_mm512_load_ps(w[i][c].sw), da);
+        acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[i][j]);
+        if constexpr (kScaleMin) acc[i][j] = _mm512_fmadd_ps(_mm512_load_ps(w[i][c].ow), _mm512_load_ps(ac.asum), acc[i][j]);
+      }
+    }
+  }
+  for (int i = 0; i < NW; ++i)
+    for (int j = 0; j < NA; ++j) y[i * ldy + j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+// ---- unpackers: natural-order code vectors, then the lane-order transpose ----
+
+/// Index vectors of the lane-order transpose. Each type's unpacker produces four "natural"
+/// vectors A0..A3 of 16 dwords (4 codes each) such that lanes 0..7 of every target vector come
+/// from (A0, A1) and lanes 8..15 from (A2, A3) by the same two-source permutation: target t is
+/// blend(permutex2var(A0, idx[t], A1), permutex2var(A2, idx[t], A3)).
+struct TransposeIndex {
+  alignas(64) int32_t idx[4][16];
+};
+
+/// Natural vectors hold elements in order (A_k = elements 64k .. 64k+63; Q6_K, Q8_0):
+/// dword D = 4L + t of lanes L < 8 is dword D of A0 (D < 16) or dword D-16 of A1.
+constexpr TransposeIndex make_natural_index() {
+  TransposeIndex ti{};
+  for (int t = 0; t < 4; ++t)
+    for (int L = 0; L < 16; ++L) {
+      const int d = 4 * (L % 8) + t;
+      ti.idx[t][L] = d < 16 ? d : 16 + (d - 16);
+    }
+  return ti;
+}
+
+/// Q4_K / Q5_K nibble vectors: A0 = low nibbles of qs[0..63] (dwords 0..7: D 0..7, 8..15:
+/// D 16..23), A1 = high nibbles (D 8..15, 24..31); A2, A3 the same for qs[64..127] (+32).
+constexpr TransposeIndex make_k4_index() {
+  TransposeIndex ti{};
+  for (int t = 0; t < 4; ++t)
+    for (int L = 0; L < 16; ++L) {
+      const int d = 4 * (L % 8) + t;
+      ti.idx[t][L] = d < 8 ? d : d < 16 ? 16 + (d - 8) : d < 24 ? 8 + (d - 16) : 24 + (d - 24);
+    }
+  return ti;
+}
+
+/// IQ4_XS / 32-element nibble blocks: A0 = low nibbles of qs[0..63] (dword q: D = 8(q/4) + q%4),
+/// A1 = high nibbles (D = 8(q/4) + 4 + q%4); A2, A3 for qs[64..127] (+32).
+constexpr TransposeIndex make_block_nibble_index() {
+  TransposeIndex ti{};
+  for (int t = 0; t < 4; ++t)
+    for (int L = 0; L < 16; ++L) {
+      const int d = 4 * (L % 8) + t, blk = d / 8, within = d % 8;
+      ti.idx[t][L] = within < 4 ? 4 * blk + within : 16 + 4 * blk + within - 4;
+    }
+  return ti;
+}
+
+constexpr TransposeIndex kNaturalIndex = make_natural_index();
+constexpr TransposeIndex kK4Index = make_k4_index();
+constexpr TransposeIndex kBlockNibbleIndex = make_block_nibble_index();
+
+inline void transpose_store(const __m512i a[4], const TransposeIndex& ti, uint8_t* codes) {
+  for (int t = 0; t < 4; ++t) {
+    const __m512i idx = _mm512_load_si512(ti.idx[t]);
+    const __m512i lo = _mm512_permutex2var_epi32(a[0], idx, a[1]);
+    const __m512i hi = _mm512_permutex2var_epi32(a[2], idx, a[3]);
+    _mm512_store_si512(codes + 64 * t, _mm512_mask_blend_epi32(0xFF00, lo, hi));
+  }
+}
+
+inline __m512 fp16x16_to_ps(const uint16_t* h) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h))); }
+
+/// Lane L of sw gets v[L / 2] (the per-32 scales of 8 sub-blocks, as floats).
+inline __m512 duplicate_pairs(__m256 v) {
+  return _mm512_permutexvar_ps(_mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0), _mm512_castps256_ps512(v));
+}
+
+/// One chunk decoded into the type's natural vectors (see TransposeIndex) and its per-run
+/// scales and offsets in lane order, exactly the values the scalar unpacker writes.
+struct NaturalChunk {
+  __m512i a[4];
+  __m512 sw;
+  __m512 ow;
+};
+
+template <bool kFive, class Block>
+struct DecodeK4 {
+  static constexpr const TransposeIndex& kIndex = kK4Index;
+  static void decode(const void* row, int64_t c, NaturalChunk& n) {
+    const Block& b = static_cast<const Block*>(row)[c];
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i lo = _mm512_loadu_si512(b.qs), hi = _mm512_loadu_si512(b.qs + 64);
+    n.a[0] = _mm512_and_si512(lo, m4);
+    n.a[1] = _mm512_and_si512(_mm512_srli_epi16(lo, 4), m4);
+    n.a[2] = _mm512_and_si512(hi, m4);
+    n.a[3] = _mm512_and_si512(_mm512_srli_epi16(hi, 4), m4);
+    if constexpr (kFive) {
+      // Bit 4 of element 32j + l is bit j of qh[l]: vector k holds sub-blocks j = 4(k/2) + k%2
+      // (bytes 0..31) and j + 2 (bytes 32..63).
+      const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh)));
+      const __m512i bit4 = _mm512_set1_epi8(0x10);
+      for (int k = 0; k < 4; ++k) {
+        const int j = 4 * (k / 2) + k % 2;
+        const __m512i sel = _mm512_mask_blend_epi64(0xF0, _mm512_set1_epi8(static_cast<char>(1 << j)),
+                                                    _mm512_set1_epi8(static_cast<char>(1 << (j + 2))));
+        n.a[k] = _mm512_or_si512(n.a[k], _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(qh, sel), bit4));
+      }
+    }
+    // The 6-bit scales and mins (quant::unpack_scale_min_k4) with 32-bit word operations on the
+    // 12 bytes w0 | w1 | w2: sc[0..3] = w0 & 63, m[0..3] = w1 & 63,
+    // sc[4..7] = lo4(w2) | (w0 >> 6) << 4, m[4..7] = hi4(w2) | (w1 >> 6) << 4 (per byte).
+    uint32_t w[3];
+    std::memcpy(w, b.scales, 12);
+    const uint32_t sc_lo = w[0] & 0x3F3F3F3Fu, m_lo = w[1] & 0x3F3F3F3Fu;
+    const uint32_t sc_hi = (w[2] & 0x0F0F0F0Fu) | ((w[0] >> 6) & 0x03030303u) << 4;
+    const uint32_t m_hi = ((w[2] >> 4) & 0x0F0F0F0Fu) | ((w[1] >> 6) & 0x03030303u) << 4;
+    const __m512 scm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi),
+                                                                              static_cast<int>(m_lo), static_cast<int>(m_hi))));
+    const __m512i pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    const __m512i pairs_m = _mm512_add_epi32(pairs, _mm512_set1_epi32(8));
+    n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)), _mm512_permutexvar_ps(pairs, scm));
+    n.ow = _mm512_mul_ps(_mm512_set1_ps(-_cvtsh_ss(b.dmin)), _mm512_permutexvar_ps(pairs_m, scm));
+  }
+};
+
+struct DecodeQ6K {
+  static constexpr const TransposeIndex& kIndex = kNaturalIndex;
+  static void decode(const void* row, int64_t c, NaturalChunk& n) {
+    const quant::block_q6_K& b = static_cast<const quant::block_q6_K*>(row)[c];
+    const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x30);
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(b.ql + 64 * h);
+      const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b.qh + 32 * h)));
+      // High 2 bits (qh >> 2g) & 3 moved to bits 4..5: g = 0: << 4, 1: << 2, 2: as is, 3: >> 2.
+      const __m512i h01 = _mm512_mask_slli_epi16(_mm512_slli_epi16(qh, 4), 0xFFFF0000u, qh, 2);
+      const __m512i h23 = _mm512_mask_srli_epi16(qh, 0xFFFF0000u, qh, 2);
+      n.a[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(h01, m2));  // elements 128h + 0..63
+      n.a[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(h23, m2));
+    }
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales))));
+    n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)), sc);
+    n.ow = _mm512_setzero_ps();
+  }
+};
+
+struct DecodeIq4Xs {
+  static constexpr const TransposeIndex& kIndex = kBlockNibbleIndex;
+  static void decode(const void* row, int64_t c, NaturalChunk& n) {
+    const quant::block_iq4_xs& b = static_cast<const quant::block_iq4_xs*>(row)[c];
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    // kValuesIq4nl + 128 (formats.md §2.4), as unsigned codes.
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 24, 45, 63, 79, 93, 106, 118, static_cast<char>(129),
+                                                             static_cast<char>(141), static_cast<char>(153),
+                                                             static_cast<char>(166), static_cast<char>(181),
+                                                             static_cast<char>(197), static_cast<char>(217),
+                                                             static_cast<char>(241)));
+    const __m512i lo = _mm512_loadu_si512(b.qs), hi = _mm512_loadu_si512(b.qs + 64);
+    n.a[0] = _mm512_shuffle_epi8(lut, _mm512_and_si512(lo, m4));
+    n.a[1] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(lo, 4), m4));
+    n.a[2] = _mm512_shuffle_epi8(lut, _mm512_and_si512(hi, m4));
+    n.a[3] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(hi, 4), m4));
+    alignas(32) float ls[8];
+    for (int ib = 0; ib < 8; ++ib) ls[ib] = static_cast<float>(quant::iq4_xs_scale(b, ib) - 32);
+    n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)), duplicate_pairs(_mm256_load_ps(ls)));
+    n.ow = _mm512_setzero_ps();
+  }
+};
+
+/// Q8_0 rows whose length is a multiple of 256 (others use the scalar unpacker).
+struct DecodeQ8_0 {
+  static constexpr const TransposeIndex& kIndex = kNaturalIndex;
+  static void decode(const void* row, int64_t c, NaturalChunk& n) {
+    const quant::block_q8_0* b = static_cast<const quant::block_q8_0*>(row) + 8 * c;
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    for (int k = 0; k < 4; ++k) {
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[2 * k].qs));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[2 * k + 1].qs));
+      n.a[k] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1), flip);
+    }
+    alignas(32) float d[8];
+    for (int k = 0; k < 8; ++k) d[k] = quant::fp16_to_fp32(b[k].d);
+    n.sw = duplicate_pairs(_mm256_load_ps(d));
+    n.ow = _mm512_setzero_ps();
+  }
+};
+
+template <class Decode>
+void unpack(const void* row, int64_t n_in, WChunk* out) {
+  NaturalChunk n;
+  for (int64_t c = 0; c < n_in / kChunk; ++c) {
+    Decode::decode(row, c, n);
+    transpose_store(n.a, Decode::kIndex, out[c].codes);
+    _mm512_store_ps(out[c].sw, n.sw);
+    _mm512_store_ps(out[c].ow, n.ow);
+  }
+}
+
+// ---- single-row products (GEMV) with the tile arithmetic ----
+
+/// Where each natural code byte comes from in lane order, and which lane each 128-bit block of
+/// the natural vectors sums into, derived from a TransposeIndex.
+struct NaturalOrder {
+  uint8_t lane_byte[4][64];  ///< natural vector k, byte m <- lane-order byte lane_byte[k][m]
+  alignas(64) int32_t run_of[16];  ///< lane L of the run sums <- position 4j + k (block j of vector k)
+};
+
+constexpr NaturalOrder make_natural_order(const TransposeIndex& ti) {
+  NaturalOrder no{};
+  for (int t = 0; t < 4; ++t)
+    for (int L = 0; L < 16; ++L) {
+      const int v = ti.idx[t][L];
+      const int k = (L < 8 ? 0 : 2) + (v >= 16 ? 1 : 0), q = v % 16;
+      for (int b = 0; b < 4; ++b) no.lane_byte[k][4 * q + b] = static_cast<uint8_t>(64 * t + 4 * L + b);
+      no.run_of[L] = 4 * (q / 4) + k;  // every dword of block q/4 of vector k belongs to run L
+    }
+  return no;
+}
+
+constexpr NaturalOrder kK4Order = make_natural_order(kK4Index);
+constexpr NaturalOrder kNaturalOrder = make_natural_order(kNaturalIndex);
+constexpr NaturalOrder kBlockNibbleOrder = make_natural_order(kBlockNibbleIndex);
+
+template <class Decode>
+constexpr const NaturalOrder& natural_order() {
+  if constexpr (&Decode::kIndex == &kK4Index) return kK4Order;
+  else if constexpr (&Decode::kIndex == &kNaturalIndex) return kNaturalOrder;
+  else return kBlockNibbleOrder;
+}
+
+/// dot(weight row, activation row) with exactly the tile kernel's arithmetic: the same exact
+/// run sums in the same lanes and the same float operations, so a row gives the same bits alone
+/// as in any batch. `act_nat` is the activation's codes in the weight type's natural order.
+template <class Decode, bool kScaleMin>
+float gemv_row(const void* row, int64_t n_chunks, int zero_shift, const int8_t* act_nat, const AChunk* ac) {
+  const NaturalOrder& no = natural_order<Decode>();
+  const __m512i perm = _mm512_load_si512(no.run_of);
+  const __m128i shift = _mm_cvtsi32_si128(zero_shift);
+  __m512 acc = _mm512_setzero_ps();
+  NaturalChunk n;
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    Decode::decode(row, c, n);
+    const int8_t* an = act_nat + kChunk * c;
+    __m512i p[4];
+    for (int k = 0; k < 4; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), n.a[k], _mm512_loadu_si512(an + 64 * k));
+    // Sum each 128-bit block: lane 4j + k <- sum of block j of p[k].
+    const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+    const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+    const __m512i blocks = _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+    __m512i s = _mm512_permutexvar_epi32(perm, blocks);
+    const AChunk& a = ac[c];
+    if constexpr (!kScaleMin) s = _mm512_sub_epi32(s, _mm512_sll_epi32(_mm512_load_si512(a.csum), shift));
+    const __m512 scale = _mm512_mul_ps(n.sw, _mm512_load_ps(a.da));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc);
+    if constexpr (kScaleMin) acc = _mm512_fmadd_ps(n.ow, _mm512_load_ps(a.asum), acc);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+template <class Decode, bool kScaleMin>
+void gemv(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const int8_t* act_nat,
+          const AChunk* ac, float* y) {
+  for (int i = 0; i < n_rows_w; ++i) y[i] = gemv_row<Decode, kScaleMin>(rows[i], n_chunks, zero_shift, act_nat, ac);
+}
+
+template <class Decode, bool kScaleMin>
+constexpr GemvKernel make_gemv() {
+  return GemvKernel{gemv<Decode, kScaleMin>, &natural_order<Decode>().lane_byte[0][0]};
+}
+
+UnpackFn fast_unpack(quant::GgmlType type, int64_t n_in) {
+  switch (type) {
+    case quant::GgmlType::Q4_K:
+      return unpack<DecodeK4<false, quant::block_q4_K>>;
+    case quant::GgmlType::Q5_K:
+      return unpack<DecodeK4<true, quant::block_q5_K>>;
+    case quant::GgmlType::Q6_K:
+      return unpack<DecodeQ6K>;
+    case quant::GgmlType::IQ4_XS:
+      return unpack<DecodeIq4Xs>;
+    case quant::GgmlType::Q8_0:
+      return n_in % kChunk == 0 ? unpack<DecodeQ8_0> : nullptr;
+    default:
+      return nullptr;
+  }
+}
+
+constexpr GemvKernel kGemvQ4K = make_gemv<DecodeK4<false, quant::block_q4_K>, true>();
+constexpr GemvKernel kGemvQ5K = make_gemv<DecodeK4<true, quant::block_q5_K>, true>();
+constexpr GemvKernel kGemvQ6K = make_gemv<DecodeQ6K, false>();
+constexpr GemvKernel kGemvIq4Xs = make_gemv<DecodeIq4Xs, false>();
+constexpr GemvKernel kGemvQ8_0 = make_gemv<DecodeQ8_0, false>();
+
+const GemvKernel* fast_gemv(quant::GgmlType type, int64_t n_in) {
+  switch (type) {
+    case quant::GgmlType::Q4_K:
+      return &kGemvQ4K;
+    case quant::GgmlType::Q5_K:
+      return &kGemvQ5K;
+    case quant::GgmlType::Q6_K:
+      return &kGemvQ6K;
+    case quant::GgmlType::IQ4_XS:
+      return &kGemvIq4Xs;
+    case quant::GgmlType::Q8_0:
+      return n_in % kChunk == 0 ? &kGemvQ8_0 : nullptr;
+    default:
+      return nullptr;
+  }
+}
+
+using FixedFn = void (*)(int, int64_t, const WChunk* const*, const AChunk* const*, float*, int64_t);
+
+template <bool kScaleMin>
+constexpr FixedFn kTable[kMaxW][kMaxA] = {
+    {tile_fixed<1, 1, kScaleMin>, tile_fixed<1, 2, kScaleMin>, tile_fixed<1, 3, kScaleMin>, tile_fixed<1, 4, kScaleMin>},
+    {tile_fixed<2, 1, kScaleMin>, tile_fixed<2, 2, kScaleMin>, tile_fixed<2, 3, kScaleMin>, tile_fixed<2, 4, kScaleMin>},
+};
+
+void tile(const WeightFormat& fmt, int64_t n_chunks, const WChunk* const* w, int n_w, const AChunk* const* a, int n_a,
+          float* y, int64_t ldy) {
+  const FixedFn fn = fmt.scale_min ? kTable<true>[n_w - 1][n_a - 1] : kTable<false>[n_w - 1][n_a - 1];
+  fn(fmt.zero_shift, n_chunks, w, a, y, ldy);
+}
+
+}  // namespace
+
+extern const TileKernels kTileKernels;
+const TileKernels kTileKernels{tile, kMaxW, kMaxA, fast_unpack, fast_gemv};
+
+}  // namespace hearth::kernels::gemm::avx512
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#endif  // x86
