@@ -302,6 +302,23 @@ void print_md_header(const std::vector<Column>& cols) {
   std::printf("\n");
 }
 
+/// Bytes of weights one generated token reads: every tensor once, except the token embedding
+/// when a separate output matrix exists (one row is read, counted as 0), and only the used
+/// share (expert_used_count / expert_count) of MoE expert tensors ("_exps").
+uint64_t weights_read_per_token(const gguf::File& f) {
+  const bool untied = f.find_tensor("output.weight") != nullptr;
+  const std::string arch = f.get<std::string>("general.architecture").value_or("");
+  const double n_expert = static_cast<double>(f.get<uint32_t>(arch + ".expert_count").value_or(0));
+  const double n_used = static_cast<double>(f.get<uint32_t>(arch + ".expert_used_count").value_or(0));
+  double bytes = 0;
+  for (const gguf::TensorInfo& t : f.tensors()) {
+    if (untied && t.name == "token_embd.weight") continue;
+    const bool expert = t.name.find("_exps") != std::string::npos;
+    bytes += expert && n_expert > 0 ? static_cast<double>(t.nbytes) * n_used / n_expert : static_cast<double>(t.nbytes);
+  }
+  return static_cast<uint64_t>(bytes);
+}
+
 void print_md_row(const std::vector<Column>& cols, const Test& t, const std::string& desc, uint64_t size_bytes,
                   uint64_t n_params) {
   std::printf("|");
@@ -446,6 +463,7 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
 
   if (!json) return 0;
   const uint64_t rss = peak_rss_bytes();
+  const uint64_t read_per_token = weights_read_per_token(model->file());
   const std::string cpu = cpu_info();
   nlohmann::ordered_json a = nlohmann::ordered_json::array();
   for (const Test& t : plan) {
@@ -476,6 +494,7 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
     j["samples_ts"] = ts;
     j["cpu_path"] = kernels::cpu_path_name(kernels::active_cpu_path());  // scalar, avx2 or avx512 (HEARTH_CPU)
     j["peak_rss_bytes"] = rss;
+    j["weights_read_per_token_bytes"] = read_per_token;  // tg: divide by the measured bandwidth
     a.push_back(std::move(j));
   }
   std::printf("%s\n", a.dump(2).c_str());
