@@ -19,9 +19,8 @@ namespace {
 // Rows are converted and quantized in chunks of about this many f32 elements (64 MiB).
 constexpr int64_t kChunkElements = int64_t{16} << 20;
 
-// The per-column importance of tensor `t` from the imatrix ([ne2][ne0] values), or empty when
-// there is none or (token_embd only) its size does not match (formats.md §3.7 "Use at
-// quantization"). Throws Error for any other size mismatch or a non-finite value.
+}  // namespace
+
 std::vector<float> tensor_importance(const Imatrix* im, const gguf::TensorInfo& t) {
   if (im == nullptr) return {};
   std::vector<float> imp = im->importance(t.name);
@@ -38,12 +37,20 @@ std::vector<float> tensor_importance(const Imatrix* im, const gguf::TensorInfo& 
   return imp;
 }
 
-}  // namespace
-
 std::vector<TensorPlan> plan_quantization(const gguf::File& in, const QuantizeParams& params) {
   MixOptions mix = params.mix;
   if (params.imatrix) mix.has_imatrix = true;
   MixPlanner planner(MixModelInfo::from_file(in), mix);
+  for (const auto& [name, type] : params.tensor_types) {
+    const gguf::TensorInfo* t = in.find_tensor(name);
+    if (t == nullptr) throw Error("a type is given for tensor " + name + ", which the file does not have");
+    if (!should_quantize(t->name, t->n_dims, mix.leave_output))
+      throw Error("a type is given for tensor " + name + ", which is not quantized (it keeps its type)");
+    if (t->ne[0] % traits(type).blck_size != 0)
+      throw Error(std::string("tensor ") + name + " cannot be " + traits(type).name + ": its rows of " +
+                  std::to_string(t->ne[0]) + " elements are not a multiple of the block size " +
+                  std::to_string(traits(type).blck_size));
+  }
   std::vector<TensorPlan> plan;
   for (size_t i : loader_order(in.tensors())) {
     const gguf::TensorInfo& t = in.tensors()[i];
@@ -51,7 +58,8 @@ std::vector<TensorPlan> plan_quantization(const gguf::File& in, const QuantizePa
     p.index = i;
     p.name = t.name;
     p.from = t.type;
-    p.to = planner.choose(t);
+    p.to = planner.choose(t);  // also when tensor_types overrides it: the mix's counters advance
+    if (const auto it = params.tensor_types.find(t.name); it != params.tensor_types.end()) p.to = it->second;
     p.bytes_in = t.nbytes;
     if (p.to != p.from) {
       const TypeTraits& from = traits(p.from);

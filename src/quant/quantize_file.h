@@ -25,6 +25,10 @@ struct QuantizeParams {
   /// (quant/quantize_weighted.h) using the entry's per-column importance (per expert slice for
   /// 3-D tensors); tensors without an entry use the reference quantizer.
   std::shared_ptr<const Imatrix> imatrix;
+  /// Exact types by tensor name, used instead of the mix's choice (what `hearth quantize
+  /// --dynamic` allocated, quant/dynamic.h). Each name must be a tensor of the file that
+  /// should_quantize() accepts, and its rows must be whole blocks of the type; else Error.
+  std::map<std::string, GgmlType> tensor_types;
 };
 
 /// One planned tensor: its name, input type and the type it is written in.
@@ -38,12 +42,21 @@ struct TensorPlan {
 };
 
 /// Plans the output of quantizing `in`: every tensor in llama.cpp's loader order with the type
-/// the mix gives it (formats.md §4.3–4.4). Throws Error, before anything is written, for a
-/// type hearth cannot quantize to, a quantized input without `allow_requantize`, an input type
-/// hearth cannot read, a tensor that needs an importance matrix but has no entry (formats.md
-/// §4.5), or an imatrix entry whose size is not ne0·ne2 of its tensor (except token_embd,
-/// whose mismatching entry is ignored; formats.md §3.7).
+/// the mix gives it (formats.md §4.3–4.4), or the one `params.tensor_types` names. Throws Error,
+/// before anything is written, for a type hearth cannot quantize to, a quantized input without
+/// `allow_requantize`, an input type hearth cannot read, a tensor that needs an importance matrix
+/// but has no entry (formats.md §4.5), an imatrix entry whose size is not ne0·ne2 of its tensor
+/// (except token_embd, whose mismatching entry is ignored; formats.md §3.7), or a `tensor_types`
+/// entry that names no tensor, a tensor that is not quantized, or a type whose block size does
+/// not divide ne0.
 std::vector<TensorPlan> plan_quantization(const gguf::File& in, const QuantizeParams& params);
+
+/// The per-column importance of tensor `t` ([ne2][ne0] f32: ne0 columns per expert matrix) from
+/// the imatrix `im` (formats.md §3.7 "Loading"), or empty when `im` is null, has no entry for
+/// it, or (token_embd only) the entry's size is not ne0·ne2, which llama-quantize ignores
+/// (formats.md §3.7 "Use at quantization"). Throws Error for any other size mismatch or a
+/// non-finite value.
+std::vector<float> tensor_importance(const Imatrix* im, const gguf::TensorInfo& t);
 
 /// Totals of a finished run.
 struct QuantizeReport {
