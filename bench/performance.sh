@@ -49,14 +49,16 @@ for entry in "${SHAPES[@]}"; do
   done
 done
 
-"$HEARTH" bench --bandwidth -t "$THREADS" -r "$REPS" -o json >"$DIR/bandwidth.json"
-for stem in "${stems[@]}"; do
-  echo "bench $stem" >&2
-  "$HEARTH" show "$DIR/$stem.gguf" --json >"$DIR/$stem.show.json"
-  "$HEARTH" bench -m "$DIR/$stem.gguf" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" -o json >"$DIR/$stem.bench.json"
-done
-# The bandwidth probe again, so a change of machine load during the run shows.
-"$HEARTH" bench --bandwidth -t "$THREADS" -r "$REPS" -o json >"$DIR/bandwidth-after.json"
+if [ -z "${REPORT_ONLY:-}" ]; then  # REPORT_ONLY=1: only print the table of the last run's JSON
+  "$HEARTH" bench --bandwidth -t "$THREADS" -r "$REPS" -o json >"$DIR/bandwidth.json"
+  for stem in "${stems[@]}"; do
+    echo "bench $stem" >&2
+    "$HEARTH" show "$DIR/$stem.gguf" --json >"$DIR/$stem.show.json"
+    "$HEARTH" bench -m "$DIR/$stem.gguf" -p "$PROMPT" -n "$GEN" -t "$THREADS" -r "$REPS" -o json >"$DIR/$stem.bench.json"
+  done
+  # The bandwidth probe again, so a change of machine load during the run shows.
+  "$HEARTH" bench --bandwidth -t "$THREADS" -r "$REPS" -o json >"$DIR/bandwidth-after.json"
+fi
 
 python3 - "$DIR" "$PROMPT" "$GEN" "${stems[@]}" <<'EOF'
 import json, sys
@@ -72,7 +74,7 @@ print("Read bandwidth (GB/s, best pass; before / after the model runs): " +
       ", ".join(f"{t} thread{'s' if t > 1 else ''}: {v[0]:.1f} / {v[-1]:.1f}" for t, v in sorted(bw.items())))
 print()
 print(f"| model | threads | pp{prompt} t/s | llama.cpp | ratio | tg{gen} t/s | llama.cpp | ratio | "
-      "weights read / token | tg × bytes ÷ bandwidth | peak RSS ÷ (file + KV) |")
+      "weights read / token | tg × bytes ÷ bandwidth (before / after) | peak RSS ÷ (file + KV) |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for stem in stems:
     show = json.load(open(f"{d}/{stem}.show.json"))
@@ -91,7 +93,7 @@ for stem in stems:
         ppr = f"{pp['avg_ts'] / ref[0]:.2f}×" if pp and ref else "–"
         tgr = f"{tg['avg_ts'] / ref[1]:.2f}×" if tg and ref else "–"
         rd = (tg or pp)["weights_read_per_token_bytes"]
-        frac = f"{tg['avg_ts'] * rd / 1e9 / max(bw[t]):.0%}" if tg and t in bw else "–"
+        frac = " / ".join(f"{tg['avg_ts'] * rd / 1e9 / b:.0%}" for b in bw[t]) if tg and t in bw else "–"
         rss = (tg or pp)["peak_rss_bytes"] / (show["file_bytes"] + kv)
         print(f"| {stem} | {t} | {cell(pp)} | {ref[0] if ref else '–'} | {ppr} | {cell(tg)} | "
               f"{ref[1] if ref else '–'} | {tgr} | {rd / 2**30:.2f} GiB | {frac} | {rss:.2f} |")
