@@ -130,20 +130,6 @@ inline float hsum_ps(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-/// As dot_avx2.cpp: the eight 6-bit scales and mins of a Q4_K/Q5_K block, one per byte.
-inline void unpack_scales_mins_k4(const uint8_t* scales, uint64_t* sc, uint64_t* m) {
-  uint32_t a, b, c;
-  std::memcpy(&a, scales, 4);
-  std::memcpy(&b, scales + 4, 4);
-  std::memcpy(&c, scales + 8, 4);
-  const uint32_t sc_lo = a & 0x3F3F3F3Fu;
-  const uint32_t m_lo = b & 0x3F3F3F3Fu;
-  const uint32_t sc_hi = (c & 0x0F0F0F0Fu) | ((a >> 2) & 0x30303030u);
-  const uint32_t m_hi = ((c >> 4) & 0x0F0F0F0Fu) | ((b >> 2) & 0x30303030u);
-  *sc = sc_lo | static_cast<uint64_t>(sc_hi) << 32;
-  *m = m_lo | static_cast<uint64_t>(m_hi) << 32;
-}
-
 /// sum_j m_j * (bsums[2j] + bsums[2j+1]) for the eight mins in the bytes of `m`.
 inline int32_t mins_dot_bsums(uint64_t m, const int16_t* bsums) {
   const __m128i m16 = _mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(m)));
@@ -189,7 +175,7 @@ float dot_scale_min_q8_K(int64_t n, const void* w, const void* a) {
     const WBlock& x = xb[i];
     const block_q8_K& y = yb[i];
     uint64_t sc, m;
-    unpack_scales_mins_k4(x.scales, &sc, &m);
+    quant::unpack_scales_mins_k4(x.scales, &sc, &m);
     const __m256i sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<int64_t>(sc))));
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kHigh) qh = loadu256(x.qh);

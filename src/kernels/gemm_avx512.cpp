@@ -174,16 +174,10 @@ struct DecodeK4 {
         n.a[k] = _mm512_or_si512(n.a[k], _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(qh, sel), bit4));
       }
     }
-    // The 6-bit scales and mins (quant::unpack_scale_min_k4) with 32-bit word operations on the
-    // 12 bytes w0 | w1 | w2: sc[0..3] = w0 & 63, m[0..3] = w1 & 63,
-    // sc[4..7] = lo4(w2) | (w0 >> 6) << 4, m[4..7] = hi4(w2) | (w1 >> 6) << 4 (per byte).
-    uint32_t w[3];
-    std::memcpy(w, b.scales, 12);
-    const uint32_t sc_lo = w[0] & 0x3F3F3F3Fu, m_lo = w[1] & 0x3F3F3F3Fu;
-    const uint32_t sc_hi = (w[2] & 0x0F0F0F0Fu) | ((w[0] >> 6) & 0x03030303u) << 4;
-    const uint32_t m_hi = ((w[2] >> 4) & 0x0F0F0F0Fu) | ((w[1] >> 6) & 0x03030303u) << 4;
-    const __m512 scm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi),
-                                                                              static_cast<int>(m_lo), static_cast<int>(m_hi))));
+    uint64_t sc, mn;
+    quant::unpack_scales_mins_k4(b.scales, &sc, &mn);
+    const __m512 scm = _mm512_cvtepi32_ps(
+        _mm512_cvtepu8_epi32(_mm_set_epi64x(static_cast<int64_t>(mn), static_cast<int64_t>(sc))));  // sc_0..7, m_0..7
     const __m512i pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
     const __m512i pairs_m = _mm512_add_epi32(pairs, _mm512_set1_epi32(8));
     n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)), _mm512_permutexvar_ps(pairs, scm));

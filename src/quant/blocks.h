@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 
 #include "quant/types.h"
 
@@ -278,6 +279,22 @@ inline void unpack_scale_min_k4(const uint8_t* scales, int j, uint8_t* sc, uint8
     *sc = static_cast<uint8_t>((scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4));
     *m = static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
   }
+}
+
+/// All eight 6-bit scales and mins of a Q4_K / Q5_K block at once (unpack_scale_min_k4 for
+/// j = 0..7): byte j of `*sc` is sc_j, byte j of `*m` is m_j. With the 12 bytes read as
+/// little-endian words w0 | w1 | w2: sc_0..3 = w0 & 63, m_0..3 = w1 & 63 (per byte),
+/// sc_4..7 = lo4(w2) | (w0 >> 6) << 4, m_4..7 = hi4(w2) | (w1 >> 6) << 4.
+inline void unpack_scales_mins_k4(const uint8_t* scales, uint64_t* sc, uint64_t* m) {
+  uint32_t w0, w1, w2;
+  std::memcpy(&w0, scales, 4);
+  std::memcpy(&w1, scales + 4, 4);
+  std::memcpy(&w2, scales + 8, 4);
+  const uint32_t sc_lo = w0 & 0x3F3F3F3Fu, m_lo = w1 & 0x3F3F3F3Fu;
+  const uint32_t sc_hi = (w2 & 0x0F0F0F0Fu) | ((w0 >> 2) & 0x30303030u);
+  const uint32_t m_hi = ((w2 >> 4) & 0x0F0F0F0Fu) | ((w1 >> 2) & 0x30303030u);
+  *sc = sc_lo | static_cast<uint64_t>(sc_hi) << 32;
+  *m = m_lo | static_cast<uint64_t>(m_hi) << 32;
 }
 
 /// Packs eight 6-bit scales `sc[8]` and mins `m[8]` (each 0..63) into the 12-byte field of a
