@@ -17,11 +17,35 @@
 
 namespace hearth::model {
 
+/// Which earlier positions a layer's queries see (llama.cpp's llama_swa_type). A query at
+/// position p_q sees a key at position p_k <= p_q of its sequence when:
+///   kFull:    always;
+///   kSliding: p_q - p_k < size (LLAMA_SWA_TYPE_STANDARD: Gemma's sliding-window layers,
+///             architectures.md §10, §11);
+///   kChunked: p_k / size == p_q / size (LLAMA_SWA_TYPE_CHUNKED: Llama 4's local layers, §3).
+struct AttnWindow {
+  enum class Kind : uint8_t { kFull, kSliding, kChunked };
+  Kind kind = Kind::kFull;
+  int32_t size = 0;  ///< window or chunk length in positions (> 0 unless kFull)
+
+  /// First position a query at `pos` sees.
+  int32_t first_visible(int32_t pos) const {
+    switch (kind) {
+      case Kind::kSliding: return pos - size + 1 > 0 ? pos - size + 1 : 0;
+      case Kind::kChunked: return pos / size * size;
+      default: return 0;
+    }
+  }
+  bool operator==(const AttnWindow&) const = default;
+};
+
 /// What the KV cache holds for one layer: the number of K and V values per cell
-/// (n_head_kv · head_dim). A layer without KV (none yet) has both 0.
+/// (n_head_kv · head_dim) and the attention window of its queries. A layer without KV has
+/// both widths 0.
 struct KvLayerSpec {
   uint32_t n_embd_k = 0;
   uint32_t n_embd_v = 0;
+  AttnWindow window;
 };
 
 /// One layer of the KV cache as the forward pass writes and reads it (F16 cells).
@@ -39,7 +63,12 @@ struct UBatch {
   const int32_t* tokens = nullptr;         ///< [n_tokens] token ids
   const int32_t* pos = nullptr;            ///< [n_tokens] positions in their sequence
   const int32_t* cells = nullptr;          ///< [n_tokens] KV cell each token's K/V goes to
-  const kernels::AttnSpan* spans = nullptr;///< [n_tokens] cells each token attends to
+  const kernels::AttnSpan* spans = nullptr;///< [n_tokens] cells each token attends to (full attention)
+  /// Per layer (null: every layer uses `cells` and `spans`): layer_cells[il] is [n_tokens] the
+  /// cells of that layer's storage each token's K/V goes to, layer_spans[il] [n_tokens] the cells
+  /// each token attends to with the layer's AttnWindow applied.
+  const int32_t* const* layer_cells = nullptr;
+  const kernels::AttnSpan* const* layer_spans = nullptr;
   const int32_t* out_ids = nullptr;        ///< [n_outputs] rows (token indices) whose logits are wanted
   int64_t n_outputs = 0;
 };

@@ -68,16 +68,18 @@ void Compute::rope(float* x, int n_heads, int head_dim, const kernels::RopeConfi
 void Compute::attention(int il, const float* q, const float* k, const float* v, const kernels::AttnShape& shape,
                         float* out) {
   const KvLayer& kv = state_.kv[static_cast<size_t>(il)];
+  const int32_t* cells = batch_.layer_cells ? batch_.layer_cells[il] : batch_.cells;
+  const kernels::AttnSpan* spans = batch_.layer_spans ? batch_.layer_spans[il] : batch_.spans;
   const int64_t wk = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_k;
   const int64_t wv = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_v;
   for (int64_t t = 0; t < n(); ++t) {
-    uint16_t* kc = kv.k + static_cast<int64_t>(batch_.cells[t]) * kv.k_stride;
-    uint16_t* vc = kv.v + static_cast<int64_t>(batch_.cells[t]) * kv.v_stride;
+    uint16_t* kc = kv.k + static_cast<int64_t>(cells[t]) * kv.k_stride;
+    uint16_t* vc = kv.v + static_cast<int64_t>(cells[t]) * kv.v_stride;
     for (int64_t i = 0; i < wk; ++i) kc[i] = quant::fp32_to_fp16(k[t * wk + i]);
     for (int64_t i = 0; i < wv; ++i) vc[i] = quant::fp32_to_fp16(v[t * wv + i]);
   }
   const kernels::KvLayerF16 view{kv.k, kv.v, kv.k_stride, kv.v_stride};
-  kernels::attention_f16(q, n(), shape, view, batch_.spans, out, pool());
+  kernels::attention_f16(q, n(), shape, view, spans, out, pool());
 }
 
 void Compute::add(float* x, const float* y, int64_t width, int64_t rows) {

@@ -66,7 +66,8 @@ class Compute {
   void rope(float* x, int n_heads, int head_dim, const kernels::RopeConfig& cfg);
 
   /// Stores K and V ([n][n_head_kv·hd]) of every token in its KV cell of layer `il` (as F16),
-  /// then computes attention of q over each token's span into out ([n][n_head·hd_v]).
+  /// then computes attention of q over each token's span of that layer (its AttnWindow
+  /// applied, UBatch::layer_spans) into out ([n][n_head·hd_v]).
   void attention(int il, const float* q, const float* k, const float* v, const kernels::AttnShape& shape,
                  float* out);
 

@@ -31,6 +31,15 @@ Context::Context(std::shared_ptr<const model::Model> model, const ContextParams&
   if (params.n_ubatch == 0) throw Error("n_ubatch must be at least 1");
   state_.pool = &pool_;
   state_.kv = cache_.layers();
+  windows_.push_back(model::AttnWindow{});
+  for (const model::KvLayerSpec& spec : cache_.specs()) {
+    if (spec.window.kind != model::AttnWindow::Kind::kFull && spec.window.size <= 0)
+      throw Error("a windowed attention layer has window size " + std::to_string(spec.window.size));
+    const auto it = std::find(windows_.begin(), windows_.end(), spec.window);
+    layer_window_.push_back(static_cast<size_t>(it - windows_.begin()));
+    if (it == windows_.end()) windows_.push_back(spec.window);
+  }
+  span_sets_.resize(windows_.size());
 }
 
 void Context::decode(const Batch& batch) {
@@ -73,9 +82,11 @@ void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
   std::vector<int32_t> cells(static_cast<size_t>(n));
   for (int64_t t = 0; t < n; ++t) cells[t] = cache_.claim(batch.seq[begin + t], batch.pos[begin + t]);
 
-  // Each token attends to the cells of its sequence up to its own position.
+  // Each token attends to the cells of its sequence up to its own position (and, in a
+  // windowed layer, from its window's first visible position).
   std::map<int32_t, std::vector<int32_t>> seq_cells;
-  std::vector<kernels::AttnSpan> spans(static_cast<size_t>(n));
+  for (auto& set : span_sets_) set.resize(static_cast<size_t>(n));
+  std::vector<kernels::AttnSpan>& spans = span_sets_[0];
   for (int64_t t = 0; t < n; ++t) seq_cells.try_emplace(batch.seq[begin + t]);
   for (auto& [seq, list] : seq_cells) cache_.cells_of(seq, INT32_MAX, list);
   for (int64_t t = 0; t < n; ++t) {
@@ -89,7 +100,15 @@ void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
       else hi = mid;
     }
     spans[t] = {list.data(), static_cast<int32_t>(lo)};
+    for (size_t w = 1; w < windows_.size(); ++w) {
+      const int32_t first = windows_[w].first_visible(p);
+      const auto begin = std::partition_point(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(lo),
+                                              [&](int32_t c) { return cache_.cell_pos(c) < first; });
+      span_sets_[w][t] = {list.data() + (begin - list.begin()), static_cast<int32_t>(list.begin() + static_cast<std::ptrdiff_t>(lo) - begin)};
+    }
   }
+  layer_spans_.clear();
+  for (size_t w : layer_window_) layer_spans_.push_back(span_sets_[w].data());
 
   std::vector<int32_t> out_ids;
   for (int64_t t = 0; t < n; ++t)
@@ -101,6 +120,7 @@ void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
   ub.pos = batch.pos.data() + begin;
   ub.cells = cells.data();
   ub.spans = spans.data();
+  if (windows_.size() > 1) ub.layer_spans = layer_spans_.data();
   ub.out_ids = out_ids.data();
   ub.n_outputs = static_cast<int64_t>(out_ids.size());
   // The rows of this micro-batch's outputs are consecutive in logits_.

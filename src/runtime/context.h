@@ -75,6 +75,12 @@ class Context {
   model::ForwardState state_;
   std::vector<float> logits_;        // [n_outputs][n_vocab]
   std::vector<int32_t> logits_row_;  // batch index -> row of logits_, -1 if none
+  // Attention windows: windows_[0] is full attention, layer_window_[il] indexes windows_;
+  // span_sets_[w] holds the spans of window w for the current micro-batch.
+  std::vector<model::AttnWindow> windows_;
+  std::vector<size_t> layer_window_;
+  std::vector<std::vector<kernels::AttnSpan>> span_sets_;
+  std::vector<const kernels::AttnSpan*> layer_spans_;
 };
 
 }  // namespace hearth::runtime

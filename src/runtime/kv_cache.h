@@ -26,6 +26,8 @@ class KvCache {
   /// Bytes of K and V storage.
   uint64_t bytes() const;
 
+  /// The layers' specs as given to the constructor.
+  const std::vector<model::KvLayerSpec>& specs() const { return specs_; }
   /// Views of every layer's storage for the forward pass.
   std::vector<model::KvLayer> layers();
 

@@ -252,3 +252,19 @@ TEST(Synth, RealShapesHaveTheirRealSizes) {
 
 }  // namespace
 }  // namespace hearth::model
+
+TEST(AttnWindow, FirstVisiblePositionFollowsLlamaCppMasks) {
+  using K = hearth::model::AttnWindow::Kind;
+  const hearth::model::AttnWindow full{}, sliding{K::kSliding, 16}, chunked{K::kChunked, 8192};
+  EXPECT_EQ(full.first_visible(100000), 0);
+  // Sliding window 16 (gemma): p_q - p_k < 16.
+  EXPECT_EQ(sliding.first_visible(3), 0);
+  EXPECT_EQ(sliding.first_visible(15), 0);
+  EXPECT_EQ(sliding.first_visible(16), 1);
+  EXPECT_EQ(sliding.first_visible(20), 5);
+  // Chunks of 8192 (llama4): keys of the query's own chunk.
+  EXPECT_EQ(chunked.first_visible(8191), 0);
+  EXPECT_EQ(chunked.first_visible(8192), 8192);
+  EXPECT_EQ(chunked.first_visible(8300), 8192);
+  EXPECT_EQ(chunked.first_visible(16384), 16384);
+}
