@@ -324,9 +324,15 @@ bool matmul_tiled(const MatrixView& w, const float* x, int64_t n_rows, float* y,
   // A single row: decode each weight chunk straight into registers (no tile buffer).
   const GemvKernel* gk = n_rows == 1 && tk->gemv != nullptr ? tk->gemv(w.type, w.n_in) : nullptr;
   if (gk != nullptr) {
-    auto* act_nat = reinterpret_cast<int8_t*>(aligned_buffer(scratch.act_natural, static_cast<size_t>(kChunk * nc)));
-    for (int64_t c = 0; c < nc; ++c)
-      for (int p = 0; p < kChunk; ++p) act_nat[kChunk * c + p] = achunks[c].codes[gk->natural_from_lane[p]];
+    auto* act = reinterpret_cast<AChunk*>(aligned_buffer(scratch.act_natural, sizeof(AChunk) * static_cast<size_t>(nc)));
+    for (int64_t c = 0; c < nc; ++c) {
+      for (int p = 0; p < kChunk; ++p) act[c].codes[p] = achunks[c].codes[gk->natural_from_lane[p]];
+      for (int i = 0; i < kLanes; ++i) {
+        act[c].da[i] = achunks[c].da[gk->run_of[i]];
+        act[c].asum[i] = achunks[c].asum[gk->run_of[i]];
+        act[c].csum[i] = achunks[c].csum[gk->run_of[i]];
+      }
+    }
     pool.parallel_for(
         w.n_out,
         [&](int64_t o0, int64_t o1) {
@@ -334,7 +340,7 @@ bool matmul_tiled(const MatrixView& w, const float* x, int64_t n_rows, float* y,
           for (int64_t ob = o0; ob < o1; ob += kBlock) {
             const int nw = static_cast<int>(std::min(o1, ob + kBlock) - ob);
             for (int i = 0; i < nw; ++i) rows[i] = w.row(ob + i);
-            gk->fn(rows, nw, nc, fmt->zero_shift, act_nat, achunks, y + ob);
+            gk->fn(rows, nw, nc, fmt->zero_shift, act, y + ob);
           }
         },
         kBlock);

@@ -87,12 +87,15 @@ void tile_ref(const WeightFormat& fmt, int64_t n_chunks, const WChunk* const* w,
 
 /// A single-row product (GEMV) with the tile arithmetic: y[i] = dot(rows[i], activation), for
 /// n_rows_w weight rows of n_chunks chunks, bit-identical to the tile kernel for the same pair.
-/// `act_nat` holds the activation's codes in the weight type's natural order (natural[p] =
-/// lane-order code natural_from_lane[p % 256] of the same chunk), `ac` the activation chunks.
+/// `act` is the activation's chunks rearranged for this kernel: codes in the weight type's
+/// natural order (codes[p] = lane-order code natural_from_lane[p] of the same chunk) and the
+/// per-run da, asum and csum in the order the kernel's run sums come out (lane i holds run
+/// run_of[i]).
 struct GemvKernel {
-  void (*fn)(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const int8_t* act_nat,
-             const AChunk* ac, float* y) = nullptr;
+  void (*fn)(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* act,
+             float* y) = nullptr;
   const uint8_t* natural_from_lane = nullptr;  ///< 256 byte positions within a chunk
+  const int32_t* run_of = nullptr;             ///< 16 runs
 };
 
 /// Fast paths of the tile pipeline for one CPU path (nullptr members: use the scalar ones).

@@ -138,13 +138,30 @@ inline void transpose_store(const __m512i a[4], const TransposeIndex& ti, uint8_
 
 inline __m512 fp16x16_to_ps(const uint16_t* h) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h))); }
 
-/// Lane L of sw gets v[L / 2] (the per-32 scales of 8 sub-blocks, as floats).
-inline __m512 duplicate_pairs(__m256 v) {
-  return _mm512_permutexvar_ps(_mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0), _mm512_castps256_ps512(v));
+/// Where each lane's scale comes from: lane i of a decoder's sw/ow holds run src[i]. The tile
+/// unpackers write lane order (src[i] = i); the single-row kernels take the lanes in the order
+/// their run sums come out of the block reduction (NaturalOrder::run_of), so that they need no
+/// permutation per chunk.
+struct LaneSource {
+  alignas(64) int32_t src[16];
+};
+
+constexpr LaneSource kLaneOrderSource = [] {
+  LaneSource ls{};
+  for (int i = 0; i < 16; ++i) ls.src[i] = i;
+  return ls;
+}();
+
+/// idx[i] = src[i] / 2 (+ `add`): the dword index of a per-32 value in a vector of 8 (or 16).
+constexpr LaneSource half_index(const LaneSource& ls, int add) {
+  LaneSource out{};
+  for (int i = 0; i < 16; ++i) out.src[i] = ls.src[i] / 2 + add;
+  return out;
 }
 
 /// One chunk decoded into the type's natural vectors (see TransposeIndex) and its per-run
-/// scales and offsets in lane order, exactly the values the scalar unpacker writes.
+/// scales and offsets, lane i holding run Src.src[i]: exactly the values the scalar unpacker
+/// writes for those runs.
 struct NaturalChunk {
   __m512i a[4];
   __m512 sw;
@@ -154,7 +171,9 @@ struct NaturalChunk {
 template <bool kFive, class Block>
 struct DecodeK4 {
   static constexpr const TransposeIndex& kIndex = kK4Index;
+  template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
+    static constexpr LaneSource kSc = half_index(Src, 0), kMin = half_index(Src, 8);
     const Block& b = static_cast<const Block*>(row)[c];
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i lo = _mm512_loadu_si512(b.qs), hi = _mm512_loadu_si512(b.qs + 64);
@@ -174,19 +193,24 @@ struct DecodeK4 {
         n.a[k] = _mm512_or_si512(n.a[k], _mm512_maskz_mov_epi8(_mm512_test_epi8_mask(qh, sel), bit4));
       }
     }
-    uint64_t sc, mn;
-    quant::unpack_scales_mins_k4(b.scales, &sc, &mn);
-    const __m512 scm = _mm512_cvtepi32_ps(
-        _mm512_cvtepu8_epi32(_mm_set_epi64x(static_cast<int64_t>(mn), static_cast<int64_t>(sc))));  // sc_0..7, m_0..7
-    const __m512i pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
-    const __m512i pairs_m = _mm512_add_epi32(pairs, _mm512_set1_epi32(8));
-    n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)), _mm512_permutexvar_ps(pairs, scm));
-    n.ow = _mm512_mul_ps(_mm512_set1_ps(-_cvtsh_ss(b.dmin)), _mm512_permutexvar_ps(pairs_m, scm));
+    // The 6-bit scales and mins (formats.md §2.3), with dwords w0, w1, w2 of the 12-byte field:
+    // sc_0..3 = w0 & 0x3F, sc_4..7 = (w2 & 0x0F) | (w0 >> 2 & 0x30), m_0..3 = w1 & 0x3F,
+    // m_4..7 = (w2 >> 4 & 0x0F) | (w1 >> 2 & 0x30), per byte; quant::unpack_scales_mins_k4 is the
+    // scalar form. The field is followed by other block bytes, so a 16-byte load stays inside.
+    const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    const __m128i lowp = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(x, 0x98), _mm_setr_epi32(0, 0, 0, 4)),
+                                       _mm_setr_epi32(0x3F3F3F3F, 0x0F0F0F0F, 0x3F3F3F3F, 0x0F0F0F0F));
+    const __m128i highp = _mm_and_si128(_mm_srlv_epi32(_mm_shuffle_epi32(x, 0x50), _mm_setr_epi32(0, 2, 0, 2)),
+                                        _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    const __m512 scm = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_or_si128(lowp, highp)));  // sc_0..7, m_0..7
+    n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)), _mm512_permutexvar_ps(_mm512_load_si512(kSc.src), scm));
+    n.ow = _mm512_mul_ps(_mm512_set1_ps(-_cvtsh_ss(b.dmin)), _mm512_permutexvar_ps(_mm512_load_si512(kMin.src), scm));
   }
 };
 
 struct DecodeQ6K {
   static constexpr const TransposeIndex& kIndex = kNaturalIndex;
+  template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
     const quant::block_q6_K& b = static_cast<const quant::block_q6_K*>(row)[c];
     const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(0x30);
@@ -199,15 +223,25 @@ struct DecodeQ6K {
       n.a[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(h01, m2));  // elements 128h + 0..63
       n.a[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4), _mm512_and_si512(h23, m2));
     }
-    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales))));
-    n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)), sc);
+    __m128i sc8 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b.scales));
+    if constexpr (&Src != &kLaneOrderSource) {
+      static constexpr auto kBytes = [] {
+        struct { alignas(16) int8_t b[16]; } r{};
+        for (int i = 0; i < 16; ++i) r.b[i] = static_cast<int8_t>(Src.src[i]);
+        return r;
+      }();
+      sc8 = _mm_shuffle_epi8(sc8, _mm_load_si128(reinterpret_cast<const __m128i*>(kBytes.b)));
+    }
+    n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)), _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc8)));
     n.ow = _mm512_setzero_ps();
   }
 };
 
 struct DecodeIq4Xs {
   static constexpr const TransposeIndex& kIndex = kBlockNibbleIndex;
+  template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
+    static constexpr LaneSource kHalf = half_index(Src, 0);
     const quant::block_iq4_xs& b = static_cast<const quant::block_iq4_xs*>(row)[c];
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     // kValuesIq4nl + 128 (formats.md §2.4), as unsigned codes.
@@ -221,9 +255,18 @@ struct DecodeIq4Xs {
     n.a[1] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(lo, 4), m4));
     n.a[2] = _mm512_shuffle_epi8(lut, _mm512_and_si512(hi, m4));
     n.a[3] = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(hi, 4), m4));
-    alignas(32) float ls[8];
-    for (int ib = 0; ib < 8; ++ib) ls[ib] = static_cast<float>(quant::iq4_xs_scale(b, ib) - 32);
-    n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)), duplicate_pairs(_mm256_load_ps(ls)));
+    // Eight 6-bit scales: low nibbles in scales_l, high 2 bits in scales_h (formats.md §2.4).
+    const uint32_t sl = static_cast<uint32_t>(b.scales_l[0]) | static_cast<uint32_t>(b.scales_l[1]) << 8 |
+                        static_cast<uint32_t>(b.scales_l[2]) << 16 | static_cast<uint32_t>(b.scales_l[3]) << 24;
+    const __m256i ib = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i nib = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(sl)), _mm256_slli_epi32(ib, 2)),
+                                         _mm256_set1_epi32(0x0F));
+    const __m256i high = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(b.scales_h), _mm256_slli_epi32(ib, 1)),
+                                          _mm256_set1_epi32(3));
+    const __m256 ls = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_or_si256(nib, _mm256_slli_epi32(high, 4)),
+                                                          _mm256_set1_epi32(32)));
+    n.sw = _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(b.d)),
+                         _mm512_permutexvar_ps(_mm512_load_si512(kHalf.src), _mm512_castps256_ps512(ls)));
     n.ow = _mm512_setzero_ps();
   }
 };
@@ -231,7 +274,9 @@ struct DecodeIq4Xs {
 /// Q8_0 rows whose length is a multiple of 256 (others use the scalar unpacker).
 struct DecodeQ8_0 {
   static constexpr const TransposeIndex& kIndex = kNaturalIndex;
+  template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
+    static constexpr LaneSource kHalf = half_index(Src, 0);
     const quant::block_q8_0* b = static_cast<const quant::block_q8_0*>(row) + 8 * c;
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
     for (int k = 0; k < 4; ++k) {
@@ -239,9 +284,12 @@ struct DecodeQ8_0 {
       const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b[2 * k + 1].qs));
       n.a[k] = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(x0), x1, 1), flip);
     }
-    alignas(32) float d[8];
-    for (int k = 0; k < 8; ++k) d[k] = quant::fp16_to_fp32(b[k].d);
-    n.sw = duplicate_pairs(_mm256_load_ps(d));
+    // The eight F16 block scales (34 bytes apart), converted with F16C.
+    const __m128i h = _mm_setr_epi16(static_cast<short>(b[0].d), static_cast<short>(b[1].d),
+                                     static_cast<short>(b[2].d), static_cast<short>(b[3].d),
+                                     static_cast<short>(b[4].d), static_cast<short>(b[5].d),
+                                     static_cast<short>(b[6].d), static_cast<short>(b[7].d));
+    n.sw = _mm512_permutexvar_ps(_mm512_load_si512(kHalf.src), _mm512_castps256_ps512(_mm256_cvtph_ps(h)));
     n.ow = _mm512_setzero_ps();
   }
 };
@@ -250,7 +298,7 @@ template <class Decode>
 void unpack(const void* row, int64_t n_in, WChunk* out) {
   NaturalChunk n;
   for (int64_t c = 0; c < n_in / kChunk; ++c) {
-    Decode::decode(row, c, n);
+    Decode::template decode<kLaneOrderSource>(row, c, n);
     transpose_store(n.a, Decode::kIndex, out[c].codes);
     _mm512_store_ps(out[c].sw, n.sw);
     _mm512_store_ps(out[c].ow, n.ow);
@@ -259,11 +307,12 @@ void unpack(const void* row, int64_t n_in, WChunk* out) {
 
 // ---- single-row products (GEMV) with the tile arithmetic ----
 
-/// Where each natural code byte comes from in lane order, and which lane each 128-bit block of
-/// the natural vectors sums into, derived from a TransposeIndex.
+/// Where each natural code byte comes from in lane order, and which run each lane of the block
+/// reduction below holds, derived from a TransposeIndex.
 struct NaturalOrder {
   uint8_t lane_byte[4][64];  ///< natural vector k, byte m <- lane-order byte lane_byte[k][m]
-  alignas(64) int32_t run_of[16];  ///< lane L of the run sums <- position 4j + k (block j of vector k)
+  LaneSource run_of;         ///< lane 4j + k of the block sums holds run run_of.src[4j + k] (block j of vector k)
+  LaneSource lane_of;        ///< the inverse: run L is in lane lane_of.src[L]
 };
 
 constexpr NaturalOrder make_natural_order(const TransposeIndex& ti) {
@@ -273,7 +322,8 @@ constexpr NaturalOrder make_natural_order(const TransposeIndex& ti) {
       const int v = ti.idx[t][L];
       const int k = (L < 8 ? 0 : 2) + (v >= 16 ? 1 : 0), q = v % 16;
       for (int b = 0; b < 4; ++b) no.lane_byte[k][4 * q + b] = static_cast<uint8_t>(64 * t + 4 * L + b);
-      no.run_of[L] = 4 * (q / 4) + k;  // every dword of block q/4 of vector k belongs to run L
+      no.run_of.src[4 * (q / 4) + k] = L;  // every dword of block q/4 of vector k belongs to run L
+      no.lane_of.src[L] = 4 * (q / 4) + k;
     }
   return no;
 }
@@ -289,44 +339,44 @@ constexpr const NaturalOrder& natural_order() {
   else return kBlockNibbleOrder;
 }
 
-/// dot(weight row, activation row) with exactly the tile kernel's arithmetic: the same exact
-/// run sums in the same lanes and the same float operations, so a row gives the same bits alone
-/// as in any batch. `act_nat` is the activation's codes in the weight type's natural order.
+/// dot(weight row, activation) with exactly the tile kernel's arithmetic: the same exact run
+/// sums and the same float operations per run, so a row gives the same bits alone as in any
+/// batch. The run sums come out of the block reduction in the order NaturalOrder::run_of, and so
+/// do the scales (decoded in that order) and the activation's da/asum/csum (arranged so by the
+/// caller); the accumulator is put back in lane order once, before the tile kernel's final sum.
+/// One row at a time, without software prefetch: interleaving two rows measured 2.5x slower
+/// from DRAM on Zen 4, prefetching 8 chunks ahead up to 1.6x slower (bench/gemv_bench.cpp).
 template <class Decode, bool kScaleMin>
-float gemv_row(const void* row, int64_t n_chunks, int zero_shift, const int8_t* act_nat, const AChunk* ac) {
-  const NaturalOrder& no = natural_order<Decode>();
-  const __m512i perm = _mm512_load_si512(no.run_of);
+float gemv_row(const void* row, int64_t n_chunks, int zero_shift, const AChunk* ac) {
+  static constexpr const NaturalOrder& no = natural_order<Decode>();
   const __m128i shift = _mm_cvtsi32_si128(zero_shift);
   __m512 acc = _mm512_setzero_ps();
-  NaturalChunk n;
   for (int64_t c = 0; c < n_chunks; ++c) {
-    Decode::decode(row, c, n);
-    const int8_t* an = act_nat + kChunk * c;
+    const AChunk& a = ac[c];
+    NaturalChunk n;
+    Decode::template decode<no.run_of>(row, c, n);
     __m512i p[4];
-    for (int k = 0; k < 4; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), n.a[k], _mm512_loadu_si512(an + 64 * k));
+    for (int k = 0; k < 4; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), n.a[k], load512(a.codes + 64 * k));
     // Sum each 128-bit block: lane 4j + k <- sum of block j of p[k].
     const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
     const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
-    const __m512i blocks = _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
-    __m512i s = _mm512_permutexvar_epi32(perm, blocks);
-    const AChunk& a = ac[c];
+    __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
     if constexpr (!kScaleMin) s = _mm512_sub_epi32(s, _mm512_sll_epi32(_mm512_load_si512(a.csum), shift));
     const __m512 scale = _mm512_mul_ps(n.sw, _mm512_load_ps(a.da));
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc);
     if constexpr (kScaleMin) acc = _mm512_fmadd_ps(n.ow, _mm512_load_ps(a.asum), acc);
   }
-  return _mm512_reduce_add_ps(acc);
+  return _mm512_reduce_add_ps(_mm512_permutexvar_ps(_mm512_load_si512(no.lane_of.src), acc));
 }
 
 template <class Decode, bool kScaleMin>
-void gemv(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const int8_t* act_nat,
-          const AChunk* ac, float* y) {
-  for (int i = 0; i < n_rows_w; ++i) y[i] = gemv_row<Decode, kScaleMin>(rows[i], n_chunks, zero_shift, act_nat, ac);
+void gemv(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* ac, float* y) {
+  for (int i = 0; i < n_rows_w; ++i) y[i] = gemv_row<Decode, kScaleMin>(rows[i], n_chunks, zero_shift, ac);
 }
 
 template <class Decode, bool kScaleMin>
 constexpr GemvKernel make_gemv() {
-  return GemvKernel{gemv<Decode, kScaleMin>, &natural_order<Decode>().lane_byte[0][0]};
+  return GemvKernel{gemv<Decode, kScaleMin>, &natural_order<Decode>().lane_byte[0][0], natural_order<Decode>().run_of.src};
 }
 
 UnpackFn fast_unpack(quant::GgmlType type, int64_t n_in) {

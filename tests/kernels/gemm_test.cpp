@@ -216,6 +216,28 @@ TEST_P(Gemm, MatmulOnTheActivePathMatchesScalarDots) {
   }
 }
 
+// A row multiplied alone (the single-row GEMV kernels) gives the bits it gets inside a batch
+// (the tile kernels): decode and prompt processing agree exactly.
+TEST_P(Gemm, SingleRowsGiveTheBitsOfTheBatch) {
+  const GgmlType type = GetParam();
+  std::mt19937 rng(17);
+  const ThreadPool pool(2);
+  for (const int64_t n_in : {int64_t{256}, int64_t{2048}, int64_t{2304}}) {
+    if (n_in % traits(type).blck_size != 0) continue;
+    const int64_t n_out = 37, n_rows = 9;
+    Weights w = random_weights(type, n_in, n_out, rng);
+    const std::vector<float> x = random_acts(n_in, n_rows, rng);
+    std::vector<float> batch(static_cast<size_t>(n_rows * n_out)), single(static_cast<size_t>(n_out));
+    MatmulScratch scratch;
+    matmul(w.view, x.data(), n_rows, batch.data(), n_out, pool, scratch);
+    for (int64_t r = 0; r < n_rows; ++r) {
+      matmul(w.view, x.data() + r * n_in, 1, single.data(), n_out, pool, scratch);
+      for (int64_t o = 0; o < n_out; ++o)
+        ASSERT_EQ(single[o], batch[r * n_out + o]) << "n_in " << n_in << " row " << r << " out " << o;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, Gemm, testing::ValuesIn(kTypes),
                          [](const testing::TestParamInfo<GgmlType>& i) { return std::string(traits(i.param).name); });
 
