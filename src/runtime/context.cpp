@@ -26,20 +26,12 @@ Context::Context(std::shared_ptr<const model::Model> model, const ContextParams&
     : model_(std::move(model)),
       params_(params),
       pool_(params.n_threads),
-      cache_(model_->arch().kv_layers(), params.n_ctx) {
-  if (params.n_ctx == 0) throw Error("n_ctx must be at least 1");
-  if (params.n_ubatch == 0) throw Error("n_ubatch must be at least 1");
+      cache_(model_->arch().kv_layers(), params.n_ctx, params.n_ubatch, params.n_seq_max) {
   state_.pool = &pool_;
   state_.kv = cache_.layers();
-  windows_.push_back(model::AttnWindow{});
-  for (const model::KvLayerSpec& spec : cache_.specs()) {
-    if (spec.window.kind != model::AttnWindow::Kind::kFull && spec.window.size <= 0)
-      throw Error("a windowed attention layer has window size " + std::to_string(spec.window.size));
-    const auto it = std::find(windows_.begin(), windows_.end(), spec.window);
-    layer_window_.push_back(static_cast<size_t>(it - windows_.begin()));
-    if (it == windows_.end()) windows_.push_back(spec.window);
-  }
-  span_sets_.resize(windows_.size());
+  window_slots_.resize(cache_.n_windows());
+  window_lists_.resize(cache_.n_windows());
+  span_sets_.resize(cache_.n_windows());
 }
 
 void Context::decode(const Batch& batch) {
@@ -68,6 +60,15 @@ void Context::decode(const Batch& batch) {
                 std::to_string(cache_.n_free()) + " of n_ctx = " + std::to_string(cache_.n_ctx()) +
                 " cells are free");
 
+  if (cache_.n_windows() > 1) {
+    std::map<int32_t, int32_t> p_min;
+    for (size_t i = 0; i < n; ++i) {
+      const auto [it, fresh] = p_min.try_emplace(batch.seq[i], batch.pos[i]);
+      if (!fresh) it->second = std::min(it->second, batch.pos[i]);
+    }
+    for (const auto& [seq, p] : p_min) cache_.check_window(seq, p);
+  }
+
   size_t n_out = 0;
   logits_row_.assign(n, -1);
   for (size_t i = 0; i < n; ++i)
@@ -79,36 +80,72 @@ void Context::decode(const Batch& batch) {
 
 void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
   const int64_t n = static_cast<int64_t>(end - begin);
-  std::vector<int32_t> cells(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) cells[t] = cache_.claim(batch.seq[begin + t], batch.pos[begin + t]);
-
-  // Each token attends to the cells of its sequence up to its own position (and, in a
-  // windowed layer, from its window's first visible position).
-  std::map<int32_t, std::vector<int32_t>> seq_cells;
-  for (auto& set : span_sets_) set.resize(static_cast<size_t>(n));
-  std::vector<kernels::AttnSpan>& spans = span_sets_[0];
-  for (int64_t t = 0; t < n; ++t) seq_cells.try_emplace(batch.seq[begin + t]);
-  for (auto& [seq, list] : seq_cells) cache_.cells_of(seq, INT32_MAX, list);
-  for (int64_t t = 0; t < n; ++t) {
-    const std::vector<int32_t>& list = seq_cells[batch.seq[begin + t]];
-    const int32_t p = batch.pos[begin + t];
-    // list is ordered by position: the visible cells are a prefix.
-    size_t lo = 0, hi = list.size();
-    while (lo < hi) {
-      const size_t mid = (lo + hi) / 2;
-      if (cache_.cell_pos(list[mid]) <= p) lo = mid + 1;
-      else hi = mid;
+  // Windowed layers may reuse the slots of cells that no query from here on can see.
+  std::map<int32_t, int32_t> next_query;
+  if (cache_.n_windows() > 1)
+    for (size_t i = begin; i < batch.size(); ++i) {
+      const auto [it, fresh] = next_query.try_emplace(batch.seq[i], batch.pos[i]);
+      if (!fresh) it->second = std::min(it->second, batch.pos[i]);
     }
-    spans[t] = {list.data(), static_cast<int32_t>(lo)};
-    for (size_t w = 1; w < windows_.size(); ++w) {
-      const int32_t first = windows_[w].first_visible(p);
-      const auto begin = std::partition_point(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(lo),
-                                              [&](int32_t c) { return cache_.cell_pos(c) < first; });
-      span_sets_[w][t] = {list.data() + (begin - list.begin()), static_cast<int32_t>(list.begin() + static_cast<std::ptrdiff_t>(lo) - begin)};
+  std::vector<int32_t> cells(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) cells[t] = cache_.claim(batch.seq[begin + t], batch.pos[begin + t], next_query);
+
+  // Each token attends to the cells of its sequence up to its own position; in a windowed
+  // layer from its window's first visible position on, through that window's slots.
+  const size_t n_win = cache_.n_windows();
+  for (size_t w = 0; w < n_win; ++w) {
+    span_sets_[w].resize(static_cast<size_t>(n));
+    window_lists_[w].clear();
+    window_slots_[w].resize(static_cast<size_t>(n));
+    for (int64_t t = 0; t < n; ++t) window_slots_[w][t] = cache_.slot(w, cells[t]);
+  }
+  std::map<int32_t, std::vector<int32_t>> seq_cells;
+  for (int64_t t = 0; t < n; ++t) seq_cells.try_emplace(batch.seq[begin + t]);
+  for (auto& [seq, list] : seq_cells) {
+    cache_.cells_of(seq, INT32_MAX, list);
+    // Slot lists of the windowed groups, from the first position a token of this batch sees.
+    int32_t p_min = INT32_MAX;
+    for (int64_t t = 0; t < n; ++t)
+      if (batch.seq[begin + t] == seq) p_min = std::min(p_min, batch.pos[begin + t]);
+    for (size_t w = 1; w < n_win; ++w) {
+      std::vector<int32_t>& slots = window_lists_[w][seq];
+      const int32_t first = cache_.window(w).first_visible(p_min);
+      for (int32_t c : list)
+        if (cache_.cell_pos(c) >= first) {
+          if (cache_.slot(w, c) < 0) throw Error("internal error: a visible KV cell has no slot in its window");
+          slots.push_back(cache_.slot(w, c));
+        }
     }
   }
+  std::vector<kernels::AttnSpan>& spans = span_sets_[0];
+  for (int64_t t = 0; t < n; ++t) {
+    const int32_t seq = batch.seq[begin + t];
+    const std::vector<int32_t>& list = seq_cells[seq];
+    const int32_t p = batch.pos[begin + t];
+    // list is ordered by position: the visible cells are a prefix.
+    const size_t hi = static_cast<size_t>(
+        std::partition_point(list.begin(), list.end(), [&](int32_t c) { return cache_.cell_pos(c) <= p; }) -
+        list.begin());
+    spans[t] = {list.data(), static_cast<int32_t>(hi)};
+    for (size_t w = 1; w < n_win; ++w) {
+      // The window's slot list starts at position first_visible(p_min) of this sequence, in
+      // the same order as `list`: token t sees its entries [first_visible(p) .. p].
+      const std::vector<int32_t>& slots = window_lists_[w][seq];
+      const size_t skipped = list.size() - slots.size();  // cells before the list's first entry
+      const int32_t first = cache_.window(w).first_visible(p);
+      const size_t lo_cell = static_cast<size_t>(
+          std::partition_point(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(hi),
+                               [&](int32_t c) { return cache_.cell_pos(c) < first; }) -
+          list.begin());
+      span_sets_[w][t] = {slots.data() + (lo_cell - skipped), static_cast<int32_t>(hi - lo_cell)};
+    }
+  }
+  layer_cells_.clear();
   layer_spans_.clear();
-  for (size_t w : layer_window_) layer_spans_.push_back(span_sets_[w].data());
+  for (size_t il = 0; il < cache_.specs().size(); ++il) {
+    layer_cells_.push_back(window_slots_[cache_.layer_window(il)].data());
+    layer_spans_.push_back(span_sets_[cache_.layer_window(il)].data());
+  }
 
   std::vector<int32_t> out_ids;
   for (int64_t t = 0; t < n; ++t)
@@ -120,7 +157,10 @@ void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
   ub.pos = batch.pos.data() + begin;
   ub.cells = cells.data();
   ub.spans = spans.data();
-  if (windows_.size() > 1) ub.layer_spans = layer_spans_.data();
+  if (n_win > 1) {
+    ub.layer_cells = layer_cells_.data();
+    ub.layer_spans = layer_spans_.data();
+  }
   ub.out_ids = out_ids.data();
   ub.n_outputs = static_cast<int64_t>(out_ids.size());
   // The rows of this micro-batch's outputs are consecutive in logits_.

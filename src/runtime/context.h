@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <memory>
 #include <span>
@@ -19,6 +20,7 @@ struct ContextParams {
   uint32_t n_ctx = 4096;    ///< KV cells shared by all sequences, tokens
   uint32_t n_ubatch = 512;  ///< most tokens per forward pass; larger batches are split
   int n_threads = 0;        ///< compute threads (0: one per core)
+  uint32_t n_seq_max = 1;   ///< sequences that may be in use at once (sizes windowed KV layers)
 };
 
 /// Tokens to evaluate, each with its position, sequence and whether its logits are wanted
@@ -37,7 +39,8 @@ struct Batch {
 /// Runs a model over batches. Not thread-safe; one per concurrent user of the KV cache.
 class Context {
  public:
-  /// Allocates the KV cache (F16) for n_ctx cells. Throws Error for n_ctx or n_ubatch of 0.
+  /// Allocates the KV cache (F16) for n_ctx cells (KvCache: windowed layers keep fewer).
+  /// Throws Error for n_ctx, n_ubatch or n_seq_max out of range.
   Context(std::shared_ptr<const model::Model> model, const ContextParams& params);
 
   /// Evaluates `batch` in micro-batches of at most n_ubatch tokens, storing K/V in the cache
@@ -75,11 +78,12 @@ class Context {
   model::ForwardState state_;
   std::vector<float> logits_;        // [n_outputs][n_vocab]
   std::vector<int32_t> logits_row_;  // batch index -> row of logits_, -1 if none
-  // Attention windows: windows_[0] is full attention, layer_window_[il] indexes windows_;
-  // span_sets_[w] holds the spans of window w for the current micro-batch.
-  std::vector<model::AttnWindow> windows_;
-  std::vector<size_t> layer_window_;
+  // Per attention window w of the cache (0: full): the storage rows (slots) of the current
+  // micro-batch's tokens, each sequence's slots ordered by position, and the tokens' spans.
+  std::vector<std::vector<int32_t>> window_slots_;
+  std::vector<std::map<int32_t, std::vector<int32_t>>> window_lists_;
   std::vector<std::vector<kernels::AttnSpan>> span_sets_;
+  std::vector<const int32_t*> layer_cells_;
   std::vector<const kernels::AttnSpan*> layer_spans_;
 };
 

@@ -7,19 +7,61 @@
 
 namespace hearth::runtime {
 
-KvCache::KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx)
-    : specs_(specs), pos_(n_ctx, -1), seq_mask_(n_ctx, 0), seq_cells_(kMaxSequences) {
+std::vector<uint32_t> KvCache::layer_cells(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx,
+                                           uint32_t n_ubatch, uint32_t n_seq_max) {
+  std::vector<uint32_t> out;
   for (const model::KvLayerSpec& s : specs) {
-    k_.emplace_back(static_cast<size_t>(n_ctx) * s.n_embd_k);
-    v_.emplace_back(static_cast<size_t>(n_ctx) * s.n_embd_v);
+    if (s.n_embd_k == 0 && s.n_embd_v == 0) {
+      out.push_back(0);
+    } else if (s.window.kind == model::AttnWindow::Kind::kFull) {
+      out.push_back(n_ctx);
+    } else {
+      const uint64_t need = static_cast<uint64_t>(s.window.size) * n_seq_max + n_ubatch;
+      out.push_back(static_cast<uint32_t>(std::min<uint64_t>(n_ctx, need)));
+    }
+  }
+  return out;
+}
+
+KvCache::KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max)
+    : specs_(specs), pos_(n_ctx, -1), seq_mask_(n_ctx, 0), seq_cells_(kMaxSequences) {
+  if (n_ctx == 0) throw Error("n_ctx must be at least 1");
+  if (n_ubatch == 0) throw Error("n_ubatch must be at least 1");
+  if (n_seq_max == 0 || n_seq_max > static_cast<uint32_t>(kMaxSequences))
+    throw Error("n_seq_max must be 1.." + std::to_string(kMaxSequences) + ", not " + std::to_string(n_seq_max));
+  windows_.push_back(model::AttnWindow{});
+  for (const model::KvLayerSpec& spec : specs) {
+    if (spec.window.kind != model::AttnWindow::Kind::kFull && spec.window.size <= 0)
+      throw Error("a windowed attention layer has window size " + std::to_string(spec.window.size));
+  }
+  layer_cells_ = layer_cells(specs, n_ctx, n_ubatch, n_seq_max);
+  for (size_t il = 0; il < specs.size(); ++il) {
+    const model::KvLayerSpec& spec = specs[il];
+    const auto it = std::find(windows_.begin(), windows_.end(), spec.window);
+    layer_window_.push_back(static_cast<size_t>(it - windows_.begin()));
+    if (it == windows_.end()) windows_.push_back(spec.window);
+    k_.emplace_back(static_cast<size_t>(layer_cells_[il]) * spec.n_embd_k);
+    v_.emplace_back(static_cast<size_t>(layer_cells_[il]) * spec.n_embd_v);
+  }
+  groups_.resize(windows_.size());
+  for (size_t w = 1; w < windows_.size(); ++w) {
+    uint32_t n_slots = 0;
+    for (size_t il = 0; il < specs.size(); ++il)
+      if (layer_window_[il] == w) n_slots = std::max(n_slots, layer_cells_[il]);
+    Group& g = groups_[w];
+    g.slot_of.assign(n_ctx, -1);
+    g.cell_of.assign(n_slots, -1);
+    g.n_free = n_slots;
   }
 }
 
 uint64_t KvCache::bytes() const {
   uint64_t n = 0;
-  for (size_t il = 0; il < k_.size(); ++il) n += (k_[il].size() + v_[il].size()) * sizeof(uint16_t);
+  for (size_t il = 0; il < k_.size(); ++il) n += layer_bytes(il);
   return n;
 }
+
+uint64_t KvCache::layer_bytes(size_t il) const { return (k_[il].size() + v_[il].size()) * sizeof(uint16_t); }
 
 std::vector<model::KvLayer> KvCache::layers() {
   std::vector<model::KvLayer> out;
@@ -28,7 +70,7 @@ std::vector<model::KvLayer> KvCache::layers() {
   return out;
 }
 
-int32_t KvCache::claim(int32_t seq, int32_t pos) {
+int32_t KvCache::claim(int32_t seq, int32_t pos, const std::map<int32_t, int32_t>& next_query) {
   auto& index = seq_cells_[static_cast<size_t>(seq)];
   if (index.count(pos))
     throw Error("sequence " + std::to_string(seq) + " already has a token at position " + std::to_string(pos));
@@ -36,6 +78,7 @@ int32_t KvCache::claim(int32_t seq, int32_t pos) {
   for (uint32_t i = 0; i < n; ++i) {
     const uint32_t c = (next_free_ + i) % n;
     if (pos_[c] < 0) {
+      for (size_t w = 1; w < groups_.size(); ++w) take_slot(w, static_cast<int32_t>(c), next_query);
       pos_[c] = pos;
       seq_mask_[c] = uint64_t{1} << seq;
       index[pos] = static_cast<int32_t>(c);
@@ -45,6 +88,72 @@ int32_t KvCache::claim(int32_t seq, int32_t pos) {
     }
   }
   throw Error("the context is full: all " + std::to_string(n) + " cells are in use");
+}
+
+int32_t KvCache::take_slot(size_t w, int32_t c, const std::map<int32_t, int32_t>& next_query) {
+  Group& g = groups_[w];
+  const uint32_t n_slots = static_cast<uint32_t>(g.cell_of.size());
+  if (g.n_free == 0) {
+    // Evict every cell that no later query of its sequences can see.
+    const model::AttnWindow& win = windows_[w];
+    for (uint32_t sl = 0; sl < n_slots; ++sl) {
+      const int32_t cell = g.cell_of[sl];
+      bool needed = false;
+      for (uint64_t mask = seq_mask_[static_cast<size_t>(cell)]; mask != 0 && !needed; mask &= mask - 1) {
+        const int32_t s = __builtin_ctzll(mask);
+        const auto it = next_query.find(s);
+        const int32_t q = it != next_query.end() ? it->second : seq_pos_max(s) + 1;
+        needed = pos_[static_cast<size_t>(cell)] >= win.first_visible(q);
+      }
+      if (!needed) {
+        g.slot_of[static_cast<size_t>(cell)] = -1;
+        g.cell_of[sl] = -1;
+        ++g.n_free;
+      }
+    }
+    if (g.n_free == 0)
+      throw Error("the " + std::to_string(n_slots) + " KV slots of the windowed attention layers (window " +
+                  std::to_string(win.size) + ") are all in use: more sequences than n_seq_max?");
+  }
+  for (uint32_t i = 0; i < n_slots; ++i) {
+    const uint32_t sl = (g.next_free + i) % n_slots;
+    if (g.cell_of[sl] < 0) {
+      g.cell_of[sl] = c;
+      g.slot_of[static_cast<size_t>(c)] = static_cast<int32_t>(sl);
+      --g.n_free;
+      g.next_free = (sl + 1) % n_slots;
+      return static_cast<int32_t>(sl);
+    }
+  }
+  throw Error("internal error: no free KV slot although one was counted");
+}
+
+void KvCache::check_window(int32_t seq, int32_t p_min) const {
+  const auto& index = seq_cells_[static_cast<size_t>(seq)];
+  for (size_t w = 1; w < groups_.size(); ++w) {
+    const int32_t first = windows_[w].first_visible(p_min);
+    for (auto it = index.lower_bound(first); it != index.end(); ++it) {
+      if (groups_[w].slot_of[static_cast<size_t>(it->second)] < 0)
+        throw Error("sequence " + std::to_string(seq) + ": position " + std::to_string(it->first) +
+                    " has left the attention window of " + std::to_string(windows_[w].size) +
+                    " positions that windowed layers keep, so position " + std::to_string(p_min) +
+                    " cannot be evaluated again; remove the sequence from an earlier position or clear it");
+    }
+  }
+}
+
+void KvCache::free_cell(int32_t c) {
+  pos_[static_cast<size_t>(c)] = -1;
+  --n_used_;
+  for (size_t w = 1; w < groups_.size(); ++w) {
+    Group& g = groups_[w];
+    const int32_t sl = g.slot_of[static_cast<size_t>(c)];
+    if (sl >= 0) {
+      g.cell_of[static_cast<size_t>(sl)] = -1;
+      g.slot_of[static_cast<size_t>(c)] = -1;
+      ++g.n_free;
+    }
+  }
 }
 
 void KvCache::cells_of(int32_t seq, int32_t max_pos, std::vector<int32_t>& out) const {
@@ -66,10 +175,7 @@ void KvCache::seq_rm(int32_t seq, int32_t p0, int32_t p1) {
     while (it != index.end() && (p1 < 0 || it->first < p1)) {
       const int32_t c = it->second;
       seq_mask_[c] &= ~(uint64_t{1} << s);
-      if (seq_mask_[c] == 0) {
-        pos_[c] = -1;
-        --n_used_;
-      }
+      if (seq_mask_[c] == 0) free_cell(c);
       it = index.erase(it);
     }
   }
@@ -96,6 +202,13 @@ void KvCache::clear() {
   for (auto& index : seq_cells_) index.clear();
   n_used_ = 0;
   next_free_ = 0;
+  for (size_t w = 1; w < groups_.size(); ++w) {
+    Group& g = groups_[w];
+    std::fill(g.slot_of.begin(), g.slot_of.end(), -1);
+    std::fill(g.cell_of.begin(), g.cell_of.end(), -1);
+    g.n_free = static_cast<uint32_t>(g.cell_of.size());
+    g.next_free = 0;
+  }
 }
 
 }  // namespace hearth::runtime

@@ -15,16 +15,35 @@ inline constexpr int32_t kMaxSequences = 64;
 
 /// Cells of the cache. A cell is free (pos < 0) or holds the K/V of one token at position
 /// `pos`, shared by the sequences in `seq_mask` (a prefix copied with seq_cp is stored once).
+///
+/// Memory follows the architecture (architectures.md §3, §10, §11): a full-attention layer
+/// stores every cell, a layer with an AttnWindow (sliding window or chunk of `size` positions)
+/// only min(n_ctx, size·n_seq_max + n_ubatch) "slots", which is what the queries of one
+/// micro-batch plus the windows the other sequences keep can see. Each windowed group of layers
+/// maps cells to its slots; a cell's slot is reused once no later query of its sequences can see
+/// it (evicted lazily, when a micro-batch needs slots). Positions evicted that way cannot be
+/// attended to again: re-evaluating a sequence from before its window is an error.
 class KvCache {
  public:
-  /// Allocates n_ctx cells for the layers of `specs` (bytes = n_ctx · Σ (n_embd_k + n_embd_v) · 2).
-  KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx);
+  /// Allocates the layers of `specs` (see layer_cells() for the sizes). Throws Error for
+  /// n_ctx, n_ubatch or n_seq_max of 0, or a windowed layer with a window size <= 0.
+  KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx, uint32_t n_ubatch = 512,
+          uint32_t n_seq_max = 1);
+
+  /// Cells of storage per layer the constructor allocates: n_ctx for full attention,
+  /// min(n_ctx, size·n_seq_max + n_ubatch) for a windowed layer, 0 for a layer without KV.
+  /// Bytes of layer il = cells · (n_embd_k + n_embd_v) · 2 (F16). The planner (`hearth show
+  /// --memory`) uses this same function.
+  static std::vector<uint32_t> layer_cells(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx,
+                                           uint32_t n_ubatch, uint32_t n_seq_max);
 
   uint32_t n_ctx() const { return static_cast<uint32_t>(pos_.size()); }
   /// Cells holding a token.
   uint32_t n_used() const { return n_used_; }
   /// Bytes of K and V storage.
   uint64_t bytes() const;
+  /// Bytes of K and V storage of layer il.
+  uint64_t layer_bytes(size_t il) const;
 
   /// The layers' specs as given to the constructor.
   const std::vector<model::KvLayerSpec>& specs() const { return specs_; }
@@ -32,10 +51,24 @@ class KvCache {
   std::vector<model::KvLayer> layers();
 
   /// Claims a free cell for (seq, pos); the caller has checked there is room. Throws Error if
-  /// the sequence already has a token at `pos`.
-  int32_t claim(int32_t seq, int32_t pos);
+  /// the sequence already has a token at `pos`. Windowed layers get slots for the cell, evicting
+  /// cells no query at or after `next_query[s]` of each sequence s can see (next_query: per
+  /// sequence, the smallest position still to be evaluated; absent: seq_pos_max(s) + 1).
+  int32_t claim(int32_t seq, int32_t pos, const std::map<int32_t, int32_t>& next_query = {});
   /// Number of free cells.
   uint32_t n_free() const { return n_ctx() - n_used_; }
+
+  /// Throws Error (changing nothing) if a query of `seq` at positions from `p_min` on would need
+  /// a cell that the windowed layers have already evicted.
+  void check_window(int32_t seq, int32_t p_min) const;
+
+  /// Number of distinct attention windows (index 0: full attention; 1..: windowed groups).
+  size_t n_windows() const { return windows_.size(); }
+  /// Window index of layer il.
+  size_t layer_window(size_t il) const { return layer_window_[il]; }
+  const model::AttnWindow& window(size_t w) const { return windows_[w]; }
+  /// Storage row (slot) of cell c in window group w (w = 0: c itself; -1 if it has none).
+  int32_t slot(size_t w, int32_t c) const { return w == 0 ? c : groups_[w].slot_of[static_cast<size_t>(c)]; }
 
   /// The cells of sequence `seq` with position <= max_pos, ordered by position.
   void cells_of(int32_t seq, int32_t max_pos, std::vector<int32_t>& out) const;
@@ -55,13 +88,27 @@ class KvCache {
   void clear();
 
  private:
+  /// Slots of one windowed group of layers.
+  struct Group {
+    std::vector<int32_t> slot_of;  // per cell, -1 = none
+    std::vector<int32_t> cell_of;  // per slot, -1 = free
+    uint32_t n_free = 0;
+    uint32_t next_free = 0;        // search hint
+  };
+  void free_cell(int32_t c);
+  int32_t take_slot(size_t w, int32_t c, const std::map<int32_t, int32_t>& next_query);
+
   std::vector<model::KvLayerSpec> specs_;
-  std::vector<std::vector<uint16_t>> k_, v_;  // per layer [n_ctx][n_embd_k|v]
+  std::vector<uint32_t> layer_cells_;
+  std::vector<std::vector<uint16_t>> k_, v_;  // per layer [layer_cells][n_embd_k|v]
   std::vector<int32_t> pos_;                  // per cell, -1 = free
   std::vector<uint64_t> seq_mask_;            // per cell
   std::vector<std::map<int32_t, int32_t>> seq_cells_;  // per sequence: position -> cell
   uint32_t n_used_ = 0;
   uint32_t next_free_ = 0;                    // search hint
+  std::vector<model::AttnWindow> windows_;    // [0] = full attention
+  std::vector<size_t> layer_window_;          // per layer
+  std::vector<Group> groups_;                 // per window ([0] unused)
 };
 
 }  // namespace hearth::runtime
