@@ -171,6 +171,13 @@ TEST(Cli, ShowDescribesTheModel) {
   EXPECT_NE(r.out.find("architecture   llama"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("parameters     3.41 M"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("F16"), std::string::npos);
+  // --memory: what a context allocates, per layer kind.
+  r = hearth({"show", "--memory", kModels + "qwen3-F16.gguf", "-c", "1000", "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto m = nlohmann::json::parse(r.out);
+  EXPECT_EQ(m["kv_cache_bytes"], 3 * 1000 * (256 + 256) * 2);
+  EXPECT_EQ(m["layers"][0]["kind"], "full attention");
+  EXPECT_EQ(m["total_bytes"].get<uint64_t>(), m["weights_bytes"].get<uint64_t>() + m["kv_cache_bytes"].get<uint64_t>());
   // show reads any GGUF, even an architecture hearth cannot run.
   r = hearth({"show", kModels + "gemma4-F16.gguf"});
   EXPECT_EQ(r.exit_code, 0) << r.err;

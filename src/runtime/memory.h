@@ -1,0 +1,35 @@
+// What a context of a model allocates, per layer kind: the numbers `hearth show --memory`
+// prints. Computed with the functions the runtime sizes its buffers with (KvCache::layer_cells),
+// so prediction and allocation cannot drift apart.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+
+namespace hearth::runtime {
+
+/// Bytes of one kind of layer (all layers with the same attention window and KV presence).
+struct MemoryRow {
+  std::string kind;         ///< "full attention", "sliding window 1024", "chunked 8192", "no KV"
+  uint32_t n_layers = 0;
+  uint64_t weight_bytes = 0;  ///< tensors named blk.N.* of these layers
+  uint32_t kv_cells = 0;      ///< cells each of these layers stores
+  uint64_t kv_bytes = 0;      ///< K and V storage of these layers (F16)
+};
+
+/// A context's memory, in bytes.
+struct MemoryPlan {
+  std::vector<MemoryRow> rows;      ///< in order of first appearance among the layers
+  uint64_t other_weight_bytes = 0;  ///< tensors outside the blocks (embeddings, output, norms)
+  uint64_t weight_bytes = 0;        ///< every tensor of the file
+  uint64_t kv_bytes = 0;            ///< equals KvCache::bytes() of a context with these settings
+};
+
+/// The memory of a context over `model` with n_ctx cells, micro-batches of n_ubatch tokens and
+/// up to n_seq_max sequences (ContextParams names). Throws Error for sizes of 0.
+MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max);
+
+}  // namespace hearth::runtime
