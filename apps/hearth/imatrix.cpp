@@ -59,6 +59,11 @@ void register_imatrix(CLI::App& app) {
     ctx.set_matmul_observer([&im](const std::string& name, const float* x, int64_t n_rows, int64_t n_in) {
       if (quant::Imatrix::wants(name, n_rows)) im.accumulate(name, x, n_rows, n_in);
     });
+    // Expert products (MUL_MAT_ID) are collected whatever their row count, as llama-imatrix does.
+    ctx.set_matmul_id_observer([&im](const std::string& name, int64_t expert, int64_t n_expert, const float* x,
+                                     int64_t n_rows, int64_t n_in) {
+      im.accumulate_expert(name, expert, n_expert, x, n_rows, n_in);
+    });
     const std::optional<int32_t> bos = tok.add_bos() ? tok.bos() : std::nullopt;
     std::fprintf(stderr, "imatrix: %zu tokens, %d windows of n_ctx = %u\n", tokens.size(), n_chunks, n_ctx);
     runtime::Batch batch;
@@ -78,6 +83,7 @@ void register_imatrix(CLI::App& app) {
                    static_cast<double>(c + 1) * n_ctx / dt);
     }
     ctx.set_matmul_observer(nullptr);
+    ctx.set_matmul_id_observer(nullptr);
     im.write(o->out);
     std::printf("wrote %s: %zu matrices, %u windows of %u tokens\n", o->out.c_str(), im.entries.size(),
                 im.chunk_count, im.chunk_size);

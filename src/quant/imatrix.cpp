@@ -52,6 +52,32 @@ void Imatrix::accumulate(const std::string& weight_name, const float* x, int64_t
   e.counts[0] += static_cast<float>(n_rows);
 }
 
+void Imatrix::accumulate_expert(const std::string& weight_name, int64_t expert, int64_t n_expert, const float* x,
+                                int64_t n_rows, int64_t n_in) {
+  if (n_expert < 1 || expert < 0 || expert >= n_expert)
+    throw Error("imatrix entry " + weight_name + ": expert " + std::to_string(expert) + " of " +
+                std::to_string(n_expert) + " is out of range");
+  ImatrixEntry& e = entries[weight_name];
+  if (e.in_sum2.empty()) {
+    e.n_in = n_in;
+    e.n_mat = n_expert;
+    e.in_sum2.assign(static_cast<size_t>(n_in * n_expert), 0.0f);
+    e.counts.assign(static_cast<size_t>(n_expert), 0.0f);
+  } else if (e.n_in != n_in || e.n_mat != n_expert) {
+    throw Error("imatrix entry " + weight_name + " has " + std::to_string(e.n_in) + " columns x " +
+                std::to_string(e.n_mat) + " matrices; cannot add rows of " + std::to_string(n_in) + " for " +
+                std::to_string(n_expert) + " experts");
+  }
+  std::vector<double> sum(static_cast<size_t>(n_in), 0.0);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* row = x + r * n_in;
+    for (int64_t c = 0; c < n_in; ++c) sum[static_cast<size_t>(c)] += static_cast<double>(row[c]) * row[c];
+  }
+  float* dst = e.in_sum2.data() + expert * n_in;
+  for (int64_t c = 0; c < n_in; ++c) dst[c] += static_cast<float>(sum[static_cast<size_t>(c)]);
+  e.counts[static_cast<size_t>(expert)] += static_cast<float>(n_rows);
+}
+
 const ImatrixEntry* Imatrix::find(const std::string& name) const {
   const auto it = entries.find(name);
   return it == entries.end() ? nullptr : &it->second;

@@ -40,6 +40,14 @@ class Imatrix {
   /// exists with another n_in or more than one matrix.
   void accumulate(const std::string& weight_name, const float* x, int64_t n_rows, int64_t n_in);
 
+  /// Adds Σx² over the `n_rows` rows of x ([n_rows][n_in] f32) routed to expert `expert` of the
+  /// MoE stack `weight_name` (n_expert matrices) to that expert's part of the entry, created with
+  /// n_mat = n_expert, and n_rows to its count (formats.md §3.7: MUL_MAT_ID is collected per
+  /// selected expert; unused experts keep count 0). Throws Error if the entry exists with another
+  /// shape or `expert` is out of range.
+  void accumulate_expert(const std::string& weight_name, int64_t expert, int64_t n_expert, const float* x,
+                         int64_t n_rows, int64_t n_in);
+
   /// The entry of `name`, or nullptr.
   const ImatrixEntry* find(const std::string& name) const;
 

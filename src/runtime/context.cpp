@@ -186,6 +186,22 @@ void Context::set_matmul_observer(MatmulObserver observer) {
   };
 }
 
+void Context::set_matmul_id_observer(MatmulIdObserver observer) {
+  if (!observer) {
+    state_.on_matmul_id = nullptr;
+    return;
+  }
+  auto names = std::make_shared<std::unordered_map<const uint8_t*, std::string>>();
+  const gguf::File& file = model_->file();
+  for (const gguf::TensorInfo& t : file.tensors()) names->emplace(file.tensor_data(t).data(), t.name);
+  state_.on_matmul_id = [names, obs = std::move(observer)](const kernels::MatrixView& stack, int64_t expert,
+                                                           int64_t n_expert, const float* x, int64_t n_rows) {
+    const auto it = names->find(stack.data);
+    static const std::string unknown = "?";
+    obs(it == names->end() ? unknown : it->second, expert, n_expert, x, n_rows, stack.n_in);
+  };
+}
+
 std::span<const float> Context::logits(size_t i) const {
   if (i >= logits_row_.size() || logits_row_[i] < 0)
     throw Error("batch token " + std::to_string(i) + " did not ask for logits");

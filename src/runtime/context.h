@@ -68,6 +68,14 @@ class Context {
       std::function<void(const std::string& weight_name, const float* x, int64_t n_rows, int64_t n_in)>;
   void set_matmul_observer(MatmulObserver observer);
 
+  /// Observer of the expert multiplications of MoE layers (ggml MUL_MAT_ID), one call per expert
+  /// that received rows: (expert stack tensor name, expert, n_expert, its rows x as
+  /// [n_rows][n_in] f32, n_rows, n_in). Expert products are not passed to the MatmulObserver.
+  /// nullptr removes it.
+  using MatmulIdObserver = std::function<void(const std::string& weight_name, int64_t expert, int64_t n_expert,
+                                               const float* x, int64_t n_rows, int64_t n_in)>;
+  void set_matmul_id_observer(MatmulIdObserver observer);
+
  private:
   void decode_ubatch(const Batch& batch, size_t begin, size_t end);
 

@@ -68,6 +68,32 @@ TEST(ImatrixCli, WritesAnEntryForEveryLayerMatrix) {
   std::filesystem::remove(q);
 }
 
+// An MoE model: expert stacks get one vector per expert, and the file is complete enough for a
+// type that needs an importance matrix everywhere (IQ2_XXS).
+TEST(ImatrixCli, MoeStacksHaveOneVectorPerExpert) {
+  const std::string moe = std::string(HEARTH_TESTDATA_DIR) + "/models/qwen3moe-F16.gguf";
+  const std::string out = temp("moe.imatrix.gguf");
+  std::filesystem::remove(out);
+  const CliRun r = hearth("imatrix " + moe + " " + kText + " -o " + out + " -c 64 --chunks 2 -t 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const hearth::quant::Imatrix m = hearth::quant::Imatrix::read(out);
+  const hearth::gguf::File model = hearth::gguf::File::open(moe);
+  const uint32_t k = *model.get<uint32_t>("qwen3moe.expert_used_count");
+  for (const auto& t : model.tensors()) {
+    if (t.name.find("_exps.weight") == std::string::npos) continue;
+    const hearth::quant::ImatrixEntry* e = m.find(t.name);
+    ASSERT_NE(e, nullptr) << t.name;
+    EXPECT_EQ(e->n_mat, t.ne[2]) << t.name;
+    float rows = 0;
+    for (float c : e->counts) rows += c;
+    EXPECT_EQ(rows, static_cast<float>(k * 2 * 64)) << t.name;
+  }
+  const std::string q = temp("moe-iq2xxs.gguf");
+  const CliRun qr = hearth("quantize " + moe + " " + q + " iq2_xxs -t 2 --imatrix " + out);
+  ASSERT_EQ(qr.exit_code, 0) << qr.out;
+  std::filesystem::remove(q);
+}
+
 TEST(ImatrixCli, ErrorsNameTheProblem) {
   CliRun r = hearth("imatrix " + kModel + " /no/such.txt -o " + temp("x.gguf"));
   EXPECT_EQ(r.exit_code, 1) << r.out;

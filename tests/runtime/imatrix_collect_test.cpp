@@ -95,3 +95,56 @@ TEST(ImatrixCollect, AttnQSumOfSquaresMatchesAHandComputation) {
 
 }  // namespace
 }  // namespace hearth::runtime
+
+namespace hearth::runtime {
+namespace {
+
+// MoE stacks are collected per expert (formats.md §3.7): every token adds its row to the k
+// experts it is routed to, so summed over experts the gate/up stacks see k times what the router
+// sees (the same normalized input), and the counts add up to k rows per token.
+TEST(ImatrixCollect, ExpertStacksAreCollectedPerSelectedExpert) {
+  auto model = model::Model::load(std::string(HEARTH_TESTDATA_DIR) + "/models/qwen3moe-F16.gguf");
+  const model::HParams& hp = model->hparams();
+  ContextParams cp;
+  cp.n_ctx = 64;
+  cp.n_ubatch = 64;
+  cp.n_threads = 2;
+  Context ctx(model, cp);
+  quant::Imatrix im;
+  ctx.set_matmul_observer([&](const std::string& name, const float* x, int64_t n_rows, int64_t n_in) {
+    if (quant::Imatrix::wants(name, n_rows)) im.accumulate(name, x, n_rows, n_in);
+  });
+  ctx.set_matmul_id_observer([&](const std::string& name, int64_t e, int64_t n_e, const float* x, int64_t n_rows,
+                                 int64_t n_in) { im.accumulate_expert(name, e, n_e, x, n_rows, n_in); });
+  const int n = 48;
+  Batch batch;
+  for (int i = 0; i < n; ++i) batch.add(static_cast<int32_t>((11 * i + 5) % hp.n_vocab), i, 0, i + 1 == n);
+  ctx.decode(batch);
+  const int64_t k = hp.n_expert_used, n_expert = hp.n_expert;
+  for (uint32_t il = 0; il < hp.n_layer; ++il) {
+    const std::string p = "blk." + std::to_string(il) + ".";
+    const quant::ImatrixEntry* router = im.find(p + "ffn_gate_inp.weight");
+    const quant::ImatrixEntry* gate = im.find(p + "ffn_gate_exps.weight");
+    const quant::ImatrixEntry* up = im.find(p + "ffn_up_exps.weight");
+    const quant::ImatrixEntry* down = im.find(p + "ffn_down_exps.weight");
+    ASSERT_TRUE(router && gate && up && down) << p;
+    ASSERT_EQ(gate->n_mat, n_expert);
+    ASSERT_EQ(down->n_mat, n_expert);
+    EXPECT_EQ(down->n_in, static_cast<int64_t>(hp.n_ff_exp));
+    float rows = 0;
+    for (float c : gate->counts) rows += c;
+    EXPECT_EQ(rows, static_cast<float>(k * n));
+    EXPECT_EQ(gate->counts, down->counts);
+    EXPECT_EQ(gate->in_sum2, up->in_sum2);  // the same gathered rows
+    for (int64_t c = 0; c < gate->n_in; ++c) {
+      double sum = 0;
+      for (int64_t e = 0; e < n_expert; ++e) sum += gate->in_sum2[static_cast<size_t>(e * gate->n_in + c)];
+      EXPECT_NEAR(sum, k * router->in_sum2[static_cast<size_t>(c)], 1e-4 * sum) << p << " column " << c;
+    }
+  }
+  EXPECT_THROW(im.accumulate_expert("blk.0.ffn_gate_exps.weight", n_expert, n_expert, nullptr, 0, hp.n_embd), Error);
+  EXPECT_THROW(im.accumulate_expert("blk.0.ffn_gate_exps.weight", 0, n_expert, nullptr, 0, hp.n_embd + 1), Error);
+}
+
+}  // namespace
+}  // namespace hearth::runtime
