@@ -21,8 +21,10 @@ GEN=${GEN:-128}
 mkdir -p "$DIR"
 
 # name:layers (0: all) and the types to benchmark.
-SHAPES=("qwen3-1.7b:0" "llama3.2-1b:0" "qwen3-30b-a3b:4")
-declare -A TYPES=([qwen3-1.7b]="Q4_K_M Q8_0 IQ4_XS" [llama3.2-1b]="Q4_K_M Q8_0 IQ4_XS" [qwen3-30b-a3b]="Q4_K_M")
+# qwen3-30b-a3b-dense: Qwen3-30B-A3B's active parameters as a dense model (the MoE comparison).
+SHAPES=("qwen3-1.7b:0" "llama3.2-1b:0" "qwen3-30b-a3b:4" "qwen3-30b-a3b-dense:4")
+declare -A TYPES=([qwen3-1.7b]="Q4_K_M Q8_0 IQ4_XS" [llama3.2-1b]="Q4_K_M Q8_0 IQ4_XS" [qwen3-30b-a3b]="Q4_K_M"
+                  [qwen3-30b-a3b-dense]="Q4_K_M")
 
 stems=()
 for entry in "${SHAPES[@]}"; do
@@ -97,4 +99,17 @@ for stem in stems:
         rss = (tg or pp)["peak_rss_bytes"] / (show["file_bytes"] + kv)
         print(f"| {stem} | {t} | {cell(pp)} | {ref[0] if ref else '–'} | {ppr} | {cell(tg)} | "
               f"{ref[1] if ref else '–'} | {tgr} | {rd / 2**30:.2f} GiB | {frac} | {rss:.2f} |")
+
+# MoE at the speed of its active parameters (issue 5): time per token of the 4-layer
+# Qwen3-30B-A3B over that of its dense twin with the same active parameters.
+moe, dense = "qwen3-30b-a3b-4L-Q4_K_M", "qwen3-30b-a3b-dense-4L-Q4_K_M"
+if moe in stems and dense in stems:
+    m = {(("pp" if r["n_prompt"] else "tg"), r["n_threads"]): r for r in json.load(open(f"{d}/{moe}.bench.json"))}
+    n = {(("pp" if r["n_prompt"] else "tg"), r["n_threads"]): r for r in json.load(open(f"{d}/{dense}.bench.json"))}
+    print()
+    print("| MoE ÷ dense twin (same active parameters), time per token | threads | pp | tg |")
+    print("|---|---:|---:|---:|")
+    for t in sorted({k[1] for k in m} & {k[1] for k in n}):
+        ratio = lambda k: f"{n[(k, t)]['avg_ts'] / m[(k, t)]['avg_ts']:.2f}×" if (k, t) in m and (k, t) in n else "–"
+        print(f"| {moe} ÷ {dense} | {t} | {ratio('pp')} | {ratio('tg')} |")
 EOF

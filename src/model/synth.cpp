@@ -62,6 +62,9 @@ const std::vector<SynthShape>& synth_shapes() {
        4.0f, 8192, 128, 8, 768},
       {"qwen3-235b-a22b", "qwen3moe", 94, 4096, 64, 4, 128, 12288, 151936, 40960, 1000000.0f, 1e-6f, false, 0.0f, 1.0f,
        4.0f, 8192, 128, 8, 1536},
+      // Dense twin of qwen3-30b-a3b for the MoE speed comparison (docs/performance.md): the same
+      // attention and, as FFN, the 8 active experts' width (8 x 768), so the same active parameters.
+      {"qwen3-30b-a3b-dense", "qwen3", 48, 2048, 32, 4, 128, 6144, 151936, 40960, 1000000.0f, 1e-6f, false},
       // Tiny models for tests: every feature of the real ones at a few hundred KB.
       {"tiny-llama", "llama", 2, 64, 4, 2, 16, 128, 512, 2048, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 256},
       {"tiny-qwen3", "qwen3", 2, 64, 4, 2, 32, 96, 512, 2048, 1000000.0f, 1e-6f, true},

@@ -240,6 +240,9 @@ TEST(Synth, RealShapesHaveTheirRealSizes) {
   // Qwen3-30B-A3B: 30.5B parameters, 3.3B activated (Hugging Face model card).
   EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-30b-a3b").n_params()), 30.5e9, 0.1e9);
   EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-30b-a3b").n_active_params()), 3.3e9, 0.1e9);
+  // Its dense twin has the same active parameters, less the routers (48 x 2048 x 128).
+  EXPECT_EQ(find_synth_shape("qwen3-30b-a3b-dense").n_params() + 48 * 2048 * 128,
+            find_synth_shape("qwen3-30b-a3b").n_active_params());
   // Qwen3-235B-A22B: 235B parameters, 22B activated.
   EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-235b-a22b").n_params()), 235e9, 1e9);
   EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-235b-a22b").n_active_params()), 22e9, 0.5e9);
