@@ -22,6 +22,7 @@ void register_commands(CLI::App& app) {
   register_bench(app);
   register_quantize(app);
   register_imatrix(app);
+  register_template(app);
 }
 
 int run_selected(CLI::App& app) {

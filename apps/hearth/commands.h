@@ -29,5 +29,6 @@ void register_perplexity(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_imatrix(CLI::App& app);
+void register_template(CLI::App& app);
 
 }  // namespace hearth::app
