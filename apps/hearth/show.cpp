@@ -56,7 +56,7 @@ std::string token_text(const gguf::File& f, std::optional<uint32_t> id) {
 int show_memory(const std::string& path, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max, bool json) {
   const auto model = path.empty() ? model::Model::load_default() : model::Model::load(path);
   const runtime::MemoryPlan plan = runtime::plan_memory(*model, n_ctx, n_ubatch, n_seq_max);
-  const uint64_t total = plan.weight_bytes + plan.kv_bytes;
+  const uint64_t total = plan.weight_bytes + plan.kv_bytes + plan.state_bytes;
   if (json) {
     nlohmann::json j;
     j["path"] = model->file().path();
@@ -66,26 +66,27 @@ int show_memory(const std::string& path, uint32_t n_ctx, uint32_t n_ubatch, uint
     j["weights_bytes"] = plan.weight_bytes;
     j["other_weights_bytes"] = plan.other_weight_bytes;
     j["kv_cache_bytes"] = plan.kv_bytes;
+    j["state_bytes"] = plan.state_bytes;
     j["total_bytes"] = total;
     nlohmann::json rows = nlohmann::json::array();
     for (const runtime::MemoryRow& r : plan.rows)
       rows.push_back({{"kind", r.kind}, {"n_layers", r.n_layers}, {"weights_bytes", r.weight_bytes},
-                      {"kv_cells", r.kv_cells}, {"kv_cache_bytes", r.kv_bytes}});
+                      {"kv_cells", r.kv_cells}, {"kv_cache_bytes", r.kv_bytes}, {"state_bytes", r.state_bytes}});
     j["layers"] = rows;
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
   std::printf("%s: n_ctx %u, n_ubatch %u, n_seq_max %u (F16 K and V)\n", model->file().path().c_str(), n_ctx, n_ubatch,
               n_seq_max);
-  std::printf("%-24s %6s %12s %10s %12s\n", "layers", "count", "weights", "KV cells", "KV cache");
+  std::printf("%-24s %6s %12s %10s %12s %12s\n", "layers", "count", "weights", "KV cells", "KV cache", "state");
   for (const runtime::MemoryRow& r : plan.rows)
-    std::printf("%-24s %6u %12s %10u %12s\n", r.kind.c_str(), r.n_layers, format_bytes(r.weight_bytes).c_str(), r.kv_cells,
-                format_bytes(r.kv_bytes).c_str());
-  std::printf("%-24s %6s %12s %10s %12s\n", "embeddings, output", "", format_bytes(plan.other_weight_bytes).c_str(), "",
-              "");
-  std::printf("%-24s %6s %12s %10s %12s\n", "total", "", format_bytes(plan.weight_bytes).c_str(), "",
-              format_bytes(plan.kv_bytes).c_str());
-  std::printf("weights + KV cache: %s (%llu bytes)\n", format_bytes(total).c_str(), static_cast<unsigned long long>(total));
+    std::printf("%-24s %6u %12s %10u %12s %12s\n", r.kind.c_str(), r.n_layers, format_bytes(r.weight_bytes).c_str(),
+                r.kv_cells, format_bytes(r.kv_bytes).c_str(), format_bytes(r.state_bytes).c_str());
+  std::printf("%-24s %6s %12s\n", "embeddings, output", "", format_bytes(plan.other_weight_bytes).c_str());
+  std::printf("%-24s %6s %12s %10s %12s %12s\n", "total", "", format_bytes(plan.weight_bytes).c_str(), "",
+              format_bytes(plan.kv_bytes).c_str(), format_bytes(plan.state_bytes).c_str());
+  std::printf("weights + KV cache + state: %s (%llu bytes)\n", format_bytes(total).c_str(),
+              static_cast<unsigned long long>(total));
   return 0;
 }
 
@@ -101,7 +102,7 @@ void register_show(CLI::App& app) {
   auto n_ctx = std::make_shared<uint32_t>(4096);
   auto n_ubatch = std::make_shared<uint32_t>(512);
   auto n_seq = std::make_shared<uint32_t>(1);
-  sub->add_flag("--memory", *memory, "bytes a context allocates: weights and KV cache per layer kind");
+  sub->add_flag("--memory", *memory, "bytes a context allocates: weights, KV cache and recurrent state per layer kind");
   sub->add_option("-c,--ctx-size", *n_ctx, "with --memory: context size n_ctx, tokens")->check(CLI::Range(1u, 1u << 30));
   sub->add_option("--ubatch-size", *n_ubatch, "with --memory: micro-batch size n_ubatch")->check(CLI::Range(1u, 1u << 20));
   sub->add_option("--parallel", *n_seq, "with --memory: sequences at once (n_seq_max)")->check(CLI::Range(1u, 64u));

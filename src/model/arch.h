@@ -40,12 +40,19 @@ struct AttnWindow {
 };
 
 /// What the KV cache holds for one layer: the number of K and V values per cell
-/// (n_head_kv · head_dim) and the attention window of its queries. A layer without KV has
-/// both widths 0.
+/// (n_head_kv · head_dim) and the attention window of its queries. A layer without KV (a
+/// recurrent layer) has both widths 0. A recurrent layer (Gated DeltaNet, architectures.md §7.4)
+/// instead keeps, per sequence, a fixed-size state whatever the context: n_embd_r floats of conv
+/// state ((K−1)·C_conv) and n_embd_s floats of recurrent state (H_v·d_k·d_v); both 0 for
+/// attention layers.
 struct KvLayerSpec {
   uint32_t n_embd_k = 0;
   uint32_t n_embd_v = 0;
   AttnWindow window;
+  uint32_t n_embd_r = 0;
+  uint32_t n_embd_s = 0;
+
+  bool recurrent() const { return n_embd_r > 0 || n_embd_s > 0; }
 };
 
 /// One layer of the KV cache as the forward pass writes and reads it (F16 cells).
@@ -54,6 +61,13 @@ struct KvLayer {
   uint16_t* v = nullptr;
   int64_t k_stride = 0;  ///< halves between consecutive cells
   int64_t v_stride = 0;
+  /// Recurrent layers: the state of sequence slot s (UBatch::seq_slots) is the conv state at
+  /// conv + s·conv_stride and the recurrent state at ssm + s·ssm_stride (F32; layouts of
+  /// kernels/delta_net.h). Null for attention layers.
+  float* conv = nullptr;
+  float* ssm = nullptr;
+  int64_t conv_stride = 0;  ///< floats per slot (KvLayerSpec::n_embd_r)
+  int64_t ssm_stride = 0;   ///< floats per slot (KvLayerSpec::n_embd_s)
 };
 
 /// One micro-batch, prepared by runtime::Context: the cells are already allocated and the
@@ -71,6 +85,10 @@ struct UBatch {
   const kernels::AttnSpan* const* layer_spans = nullptr;
   const int32_t* out_ids = nullptr;        ///< [n_outputs] rows (token indices) whose logits are wanted
   int64_t n_outputs = 0;
+  /// [n_tokens] recurrent-state slot of each token's sequence (KvLayer::conv / ssm); the tokens
+  /// of one slot are in position order and continue its state. Null for models without
+  /// recurrent layers.
+  const int32_t* seq_slots = nullptr;
 };
 
 /// Buffers reused across forward calls of one context.
@@ -129,5 +147,8 @@ std::vector<std::string> supported_architectures();
 std::unique_ptr<Architecture> make_llama(const HParams& hp, Weights& weights);
 std::unique_ptr<Architecture> make_qwen3(const HParams& hp, Weights& weights);
 std::unique_ptr<Architecture> make_qwen3moe(const HParams& hp, Weights& weights);
+std::unique_ptr<Architecture> make_qwen35(const HParams& hp, Weights& weights);
+std::unique_ptr<Architecture> make_qwen35moe(const HParams& hp, Weights& weights);
+std::unique_ptr<Architecture> make_qwen3next(const HParams& hp, Weights& weights);
 
 }  // namespace hearth::model

@@ -75,7 +75,12 @@ DenseDecoder::DenseDecoder(const HParams& hp, Weights& w, const DenseOptions& op
 
 std::vector<KvLayerSpec> DenseDecoder::kv_layers() const {
   std::vector<KvLayerSpec> out;
-  for (uint32_t il = 0; il < hp_.n_layer; ++il) out.push_back({hp_.n_embd_k_gqa(il), hp_.n_embd_v_gqa(il)});
+  for (uint32_t il = 0; il < hp_.n_layer; ++il) {
+    KvLayerSpec s;
+    s.n_embd_k = hp_.n_embd_k_gqa(il);
+    s.n_embd_v = hp_.n_embd_v_gqa(il);
+    out.push_back(s);
+  }
   return out;
 }
 

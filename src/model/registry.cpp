@@ -13,6 +13,9 @@ const std::map<std::string, Factory>& factories() {
       {"llama", &make_llama},
       {"qwen3", &make_qwen3},
       {"qwen3moe", &make_qwen3moe},
+      {"qwen35", &make_qwen35},
+      {"qwen35moe", &make_qwen35moe},
+      {"qwen3next", &make_qwen3next},
   };
   return f;
 }

@@ -17,6 +17,26 @@ namespace {
 // them for the file size, n_expert_used for one token).
 uint64_t count_params(const SynthShape& s, uint64_t n_ffn_experts) {
   const uint64_t d = s.n_embd, q = uint64_t{s.n_head} * s.head_dim, kv = uint64_t{s.n_head_kv} * s.head_dim;
+  if (s.arch == "qwen35" || s.arch == "qwen35moe" || s.arch == "qwen3next") {
+    const uint64_t c_qk = uint64_t{s.ssm_n_k_heads} * s.ssm_head_dim, c_v = uint64_t{s.ssm_n_v_heads} * s.ssm_head_dim;
+    const uint64_t c_conv = 2 * c_qk + c_v;
+    uint64_t n = uint64_t{s.n_vocab} * d * (s.tied_embeddings ? 1 : 2) + d;
+    for (uint32_t il = 0; il < s.n_layer; ++il) {
+      n += 2 * d;  // attn_norm, post_attention_norm
+      if (s.recurrent_layer(il)) {
+        n += d * c_conv + d * c_v + 2 * d * s.ssm_n_v_heads + c_v * d + uint64_t{s.ssm_conv_kernel} * c_conv +
+             2 * uint64_t{s.ssm_n_v_heads} + s.ssm_head_dim;
+      } else {
+        n += d * 2 * q + 2 * d * kv + q * d + 2 * uint64_t{s.head_dim};
+      }
+      if (s.n_expert > 0) {
+        n += d * s.n_expert + 3 * d * s.n_ff_exp * n_ffn_experts + 3 * d * s.n_ff_shexp + d;
+      } else {
+        n += 3 * d * s.n_ff;
+      }
+    }
+    return n;
+  }
   uint64_t per_layer = 2 * d + d * q + 2 * d * kv + q * d;
   if (s.n_expert > 0) {
     per_layer += d * s.n_expert + 3 * d * s.n_ff_exp * n_ffn_experts;
@@ -32,6 +52,11 @@ uint64_t count_params(const SynthShape& s, uint64_t n_ffn_experts) {
 }  // namespace
 
 uint64_t SynthShape::n_params() const { return count_params(*this, n_expert); }
+
+bool SynthShape::recurrent_layer(uint32_t il) const {
+  return (arch == "qwen35" || arch == "qwen35moe" || arch == "qwen3next") && full_attention_interval > 0 &&
+         (il + 1) % full_attention_interval != 0;
+}
 
 uint64_t SynthShape::n_active_params() const { return count_params(*this, n_expert > 0 ? n_expert_used : 0); }
 
@@ -49,7 +74,10 @@ SynthShape first_layers(const SynthShape& shape, uint32_t n_layers) {
 
 const std::vector<SynthShape>& synth_shapes() {
   // name, arch, layers, d, H, H_kv, hd, ff, vocab, ctx, θ, ε, tied, llama3 rope (factor, low, high, orig),
-  // experts (count, used, ff). Sources: architectures.md §12.1 (Llama) and §12.2 (Qwen 3).
+  // experts (count, used, ff), shared expert ff, Gated DeltaNet (H_k, H_v, head dim, conv kernel),
+  // full-attention interval, n_rot. Sources: architectures.md §12.1 (Llama), §12.2 (Qwen 3) and
+  // §12.3 (Qwen 3.5: hd 256, n_rot 64, θ 1e7, d_k = d_v = 128, H_k 16, conv 4, attention every 4th
+  // layer; the 2B and 122B-A10B shapes are not confirmed there and are left out).
   static const std::vector<SynthShape> shapes = {
       {"llama3.2-1b", "llama", 16, 2048, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
       {"llama3.2-3b", "llama", 28, 3072, 24, 8, 128, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
@@ -65,11 +93,31 @@ const std::vector<SynthShape>& synth_shapes() {
       // Dense twin of qwen3-30b-a3b for the MoE speed comparison (docs/performance.md): the same
       // attention and, as FFN, the 8 active experts' width (8 x 768), so the same active parameters.
       {"qwen3-30b-a3b-dense", "qwen3", 48, 2048, 32, 4, 128, 6144, 151936, 40960, 1000000.0f, 1e-6f, false},
+      {"qwen3.5-0.8b", "qwen35", 24, 1024, 8, 2, 256, 3584, 248320, 262144, 1e7f, 1e-6f, true, 0.0f, 1.0f, 4.0f, 8192,
+       0, 0, 0, 0, 16, 16, 128, 4, 4, 64},
+      {"qwen3.5-4b", "qwen35", 32, 2560, 16, 4, 256, 9216, 248320, 262144, 1e7f, 1e-6f, true, 0.0f, 1.0f, 4.0f, 8192,
+       0, 0, 0, 0, 16, 32, 128, 4, 4, 64},
+      {"qwen3.5-9b", "qwen35", 32, 4096, 16, 4, 256, 12288, 248320, 262144, 1e7f, 1e-6f, false, 0.0f, 1.0f, 4.0f, 8192,
+       0, 0, 0, 0, 16, 32, 128, 4, 4, 64},
+      {"qwen3.5-27b", "qwen35", 64, 5120, 24, 4, 256, 17408, 248320, 262144, 1e7f, 1e-6f, false, 0.0f, 1.0f, 4.0f, 8192,
+       0, 0, 0, 0, 16, 48, 128, 4, 4, 64},
+      {"qwen3.5-35b-a3b", "qwen35moe", 40, 2048, 16, 2, 256, 512, 248320, 262144, 1e7f, 1e-6f, false, 0.0f, 1.0f, 4.0f,
+       8192, 256, 8, 512, 512, 16, 32, 128, 4, 4, 64},
+      {"qwen3.5-397b-a17b", "qwen35moe", 60, 4096, 32, 2, 256, 1024, 248320, 262144, 1e7f, 1e-6f, false, 0.0f, 1.0f,
+       4.0f, 8192, 512, 10, 1024, 1024, 16, 64, 128, 4, 4, 64},
+      {"qwen3-next-80b-a3b", "qwen3next", 48, 2048, 16, 2, 256, 512, 151936, 262144, 1e7f, 1e-6f, false, 0.0f, 1.0f,
+       4.0f, 8192, 512, 10, 512, 512, 16, 32, 128, 4, 4, 64},
       // Tiny models for tests: every feature of the real ones at a few hundred KB.
       {"tiny-llama", "llama", 2, 64, 4, 2, 16, 128, 512, 2048, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 256},
       {"tiny-qwen3", "qwen3", 2, 64, 4, 2, 32, 96, 512, 2048, 1000000.0f, 1e-6f, true},
       {"tiny-qwen3moe", "qwen3moe", 2, 64, 4, 2, 32, 192, 512, 2048, 1000000.0f, 1e-6f, false, 0.0f, 1.0f, 4.0f, 8192,
        8, 2, 32},
+      {"tiny-qwen35", "qwen35", 4, 64, 4, 2, 32, 128, 512, 2048, 1e7f, 1e-6f, true, 0.0f, 1.0f, 4.0f, 8192, 0, 0, 0, 0,
+       2, 4, 16, 4, 4, 8},
+      {"tiny-qwen35moe", "qwen35moe", 4, 64, 4, 2, 32, 32, 512, 2048, 1e7f, 1e-6f, false, 0.0f, 1.0f, 4.0f, 8192, 8, 2,
+       32, 32, 1, 2, 16, 4, 4, 8},
+      {"tiny-qwen3next", "qwen3next", 4, 64, 4, 2, 32, 32, 512, 2048, 1e7f, 1e-6f, false, 0.0f, 1.0f, 4.0f, 8192, 8, 2,
+       32, 32, 2, 4, 16, 4, 4, 8},
   };
   return shapes;
 }
@@ -336,11 +384,19 @@ struct TensorPlan {
 }  // namespace
 
 void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string& path) {
-  if (s.arch != "llama" && s.arch != "qwen3" && s.arch != "qwen3moe")
+  if (s.arch != "llama" && s.arch != "qwen3" && s.arch != "qwen3moe" && s.arch != "qwen35" && s.arch != "qwen35moe" &&
+      s.arch != "qwen3next")
     throw Error("cannot synthesize architecture '" + s.arch + "'");
-  const bool moe = s.arch == "qwen3moe";
+  const bool next = s.arch == "qwen3next";
+  const bool moe = s.arch == "qwen3moe" || s.arch == "qwen35moe" || next;
+  const bool hybrid = s.arch == "qwen35" || s.arch == "qwen35moe" || next;
   if (moe && (s.n_expert == 0 || s.n_expert_used == 0 || s.n_expert_used > s.n_expert || s.n_ff_exp == 0))
-    throw Error("shape " + s.name + ": a qwen3moe model needs 0 < experts used <= experts and an expert width");
+    throw Error("shape " + s.name + ": a " + s.arch + " model needs 0 < experts used <= experts and an expert width");
+  if (hybrid && (s.ssm_n_k_heads == 0 || s.ssm_n_v_heads % s.ssm_n_k_heads != 0 || s.ssm_head_dim == 0 ||
+                 s.ssm_conv_kernel == 0 || s.full_attention_interval == 0 || (moe && s.n_ff_shexp == 0)))
+    throw Error("shape " + s.name + ": a " + s.arch + " model needs Gated DeltaNet heads (v-heads a multiple of the " +
+                "k-heads), a head dimension, a conv kernel, a full-attention interval" +
+                (moe ? " and a shared expert width" : ""));
   const quant::TypeTraits& wt = quant::traits(opt.type);
   if (wt.from_float == nullptr) throw Error(std::string("hearth cannot quantize to ") + wt.name + " yet");
 
@@ -370,6 +426,23 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
     w.set(a + "expert_count", gguf::Value::of(s.n_expert));
     w.set(a + "expert_used_count", gguf::Value::of(s.n_expert_used));
     w.set(a + "expert_feed_forward_length", gguf::Value::of(s.n_ff_exp));
+  }
+  const uint32_t n_rot = s.n_rot > 0 ? s.n_rot : s.head_dim;
+  if (hybrid) {
+    if (moe) w.set(a + "expert_shared_feed_forward_length", gguf::Value::of(s.n_ff_shexp));
+    // IMROPE sections as Qwen's configs split the rotated pairs (32 pairs: [11, 11, 10, 0]): axis k
+    // gets the ceil((P−k)/3) pairs i ≡ k (mod 3), so every pair rotates with a text position.
+    const int32_t pairs = static_cast<int32_t>(n_rot / 2);
+    if (!next)
+      w.set(a + "rope.dimension_sections",
+            gguf::Value::array(std::vector<int32_t>{(pairs + 2) / 3, (pairs + 1) / 3, pairs / 3, 0}));
+    w.set(a + "ssm.conv_kernel", gguf::Value::of(s.ssm_conv_kernel));
+    w.set(a + "ssm.state_size", gguf::Value::of(s.ssm_head_dim));
+    w.set(a + "ssm.group_count", gguf::Value::of(s.ssm_n_k_heads));
+    w.set(a + "ssm.time_step_rank", gguf::Value::of(s.ssm_n_v_heads));
+    w.set(a + "ssm.inner_size", gguf::Value::of(s.ssm_n_v_heads * s.ssm_head_dim));
+    w.set(a + "full_attention_interval", gguf::Value::of(s.full_attention_interval));
+    w.set(a + "rope.dimension_count", gguf::Value::of(n_rot));
   }
   w.set("general.file_type", gguf::Value::of(file_type_of(opt.type)));
   w.set("general.quantization_version", gguf::Value::of(uint32_t{2}));
@@ -402,7 +475,54 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
   matrix("token_embd.weight", d, s.n_vocab, s_d);
   if (!s.tied_embeddings) matrix("output.weight", d, s.n_vocab, s_d);
   norm("output_norm.weight", d);
-  for (uint32_t il = 0; il < s.n_layer; ++il) {
+  auto f32 = [&](const std::string& name, std::vector<int64_t> ne, float mean, float sigma) {
+    plan.push_back({name, quant::GgmlType::F32, std::move(ne), mean, sigma, {}});
+  };
+  for (uint32_t il = 0; hybrid && il < s.n_layer; ++il) {
+    // qwen35 / qwen35moe (architectures.md §7.2, §9.3).
+    const std::string p = "blk." + std::to_string(il) + ".";
+    const int64_t hv = s.ssm_n_v_heads, c_qk = int64_t{s.ssm_n_k_heads} * s.ssm_head_dim,
+                  c_v = hv * s.ssm_head_dim, c_conv = 2 * c_qk + c_v;
+    norm(p + "attn_norm.weight", d);
+    if (s.recurrent_layer(il)) {
+      f32(p + "ssm_a", {hv}, -0.5f, 0.1f);
+      f32(p + "ssm_conv1d.weight", {s.ssm_conv_kernel, c_conv}, 0.0f, 0.5f);
+      f32(p + "ssm_dt.bias", {hv}, 0.0f, 0.5f);
+      if (next) {
+        matrix(p + "ssm_ba.weight", d, 2 * hv, s_d);  // per k-group [β (r) | α (r)]
+      } else {
+        matrix(p + "ssm_alpha.weight", d, hv, s_d);
+        matrix(p + "ssm_beta.weight", d, hv, s_d);
+      }
+      matrix(p + "attn_qkv.weight", d, c_conv, s_d);
+      matrix(p + "attn_gate.weight", d, c_v, s_d);
+      norm(p + "ssm_norm.weight", s.ssm_head_dim);
+      matrix(p + "ssm_out.weight", c_v, d, 1.0f / std::sqrt(static_cast<float>(c_v)));
+    } else {
+      matrix(p + "attn_q.weight", d, 2 * q, s_d);
+      matrix(p + "attn_k.weight", d, kv, s_d);
+      matrix(p + "attn_v.weight", d, kv, s_d);
+      matrix(p + "attn_output.weight", q, d, 1.0f / std::sqrt(static_cast<float>(q)));
+      norm(p + "attn_q_norm.weight", s.head_dim);
+      norm(p + "attn_k_norm.weight", s.head_dim);
+    }
+    norm(p + "post_attention_norm.weight", d);
+    if (moe) {
+      f32(p + "ffn_gate_inp.weight", {d, s.n_expert}, 0.0f, s_d);
+      experts(p + "ffn_gate_exps.weight", d, s.n_ff_exp, s_d);
+      experts(p + "ffn_up_exps.weight", d, s.n_ff_exp, s_d);
+      experts(p + "ffn_down_exps.weight", s.n_ff_exp, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff_exp)));
+      f32(p + "ffn_gate_inp_shexp.weight", {d, 1}, 0.0f, s_d);
+      matrix(p + "ffn_gate_shexp.weight", d, s.n_ff_shexp, s_d);
+      matrix(p + "ffn_up_shexp.weight", d, s.n_ff_shexp, s_d);
+      matrix(p + "ffn_down_shexp.weight", s.n_ff_shexp, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff_shexp)));
+    } else {
+      matrix(p + "ffn_gate.weight", d, s.n_ff, s_d);
+      matrix(p + "ffn_up.weight", d, s.n_ff, s_d);
+      matrix(p + "ffn_down.weight", s.n_ff, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff)));
+    }
+  }
+  for (uint32_t il = 0; !hybrid && il < s.n_layer; ++il) {
     const std::string p = "blk." + std::to_string(il) + ".";
     norm(p + "attn_norm.weight", d);
     matrix(p + "attn_q.weight", d, q, s_d);

@@ -1,7 +1,8 @@
 // Synthesis of random-weight GGUF models with the shapes of real ones (and tiny ones for
 // tests): deterministic from a seed, streamed to disk so multi-GB files need little memory.
 // Shapes: ../shared/docs/architectures.md §12. Tensor names and metadata keys as llama.cpp's
-// converter writes them (§2 llama, §5 qwen3, §6 qwen3moe).
+// converter writes them (§2 llama, §5 qwen3, §6 qwen3moe, §7-§9 qwen35 / qwen35moe / qwen3next
+// without the MTP block).
 #pragma once
 
 #include <cstdint>
@@ -16,7 +17,7 @@ namespace hearth::model {
 /// The hyper-parameters of a model to synthesize.
 struct SynthShape {
   std::string name;        ///< "llama3.2-1b", "qwen3-1.7b", "tiny-llama", ...
-  std::string arch;        ///< "llama", "qwen3" or "qwen3moe"
+  std::string arch;        ///< "llama", "qwen3", "qwen3moe", "qwen35", "qwen35moe" or "qwen3next"
   uint32_t n_layer = 0;
   uint32_t n_embd = 0;
   uint32_t n_head = 0;
@@ -33,6 +34,16 @@ struct SynthShape {
   uint32_t rope_orig_ctx = 8192;
   /// Mixture of experts (qwen3moe): experts per layer, used per token, expert FFN width.
   uint32_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
+  /// qwen35moe: width of the shared expert (expert_shared_feed_forward_length).
+  uint32_t n_ff_shexp = 0;
+  /// Gated DeltaNet (qwen35, qwen35moe, qwen3next; architectures.md §7.1): q/k heads H_k, v heads H_v, head
+  /// dimension d_k = d_v, conv kernel K, and every full_attention_interval-th layer is full
+  /// attention; n_rot rotated dims of the attention heads (partial RoPE; 0 = head_dim).
+  uint32_t ssm_n_k_heads = 0, ssm_n_v_heads = 0, ssm_head_dim = 0, ssm_conv_kernel = 4;
+  uint32_t full_attention_interval = 4, n_rot = 0;
+
+  /// Whether layer il is a Gated DeltaNet layer (qwen35, qwen35moe, qwen3next).
+  bool recurrent_layer(uint32_t il) const;
 
   /// Number of weights the file will hold.
   uint64_t n_params() const;
@@ -62,7 +73,9 @@ struct SynthOptions {
 
 /// Writes a GGUF model of `shape` with random weights to `path`: matrices N(0, 1/sqrt(fan_in)),
 /// embeddings N(0, 1/sqrt(n_embd)), norm weights N(1, 0.02); MoE routers (ffn_gate_inp) are F32
-/// N(0, 1/sqrt(n_embd)) and expert stacks 3-D {n_in, n_out, n_expert}; a byte-level BPE vocabulary of
+/// N(0, 1/sqrt(n_embd)) and expert stacks 3-D {n_in, n_out, n_expert}; Gated DeltaNet conv
+/// kernels F32 N(0, 0.5), ssm_a F32 N(-0.5, 0.1) (negative, as the converter's −exp(A_log)),
+/// ssm_dt.bias F32 N(0, 0.5); a byte-level BPE vocabulary of
 /// n_vocab tokens (GPT-2 byte alphabet, merges learnt from a small built-in English text,
 /// the family's special tokens). The same shape, type and seed give the same bytes. Throws
 /// Error for a type hearth cannot quantize to, or on I/O failure.

@@ -49,6 +49,29 @@ void Context::decode(const Batch& batch) {
       throw Error("sequence id " + std::to_string(batch.seq[i]) + " is out of range (0.." +
                   std::to_string(kMaxSequences - 1) + ")");
   }
+  if (cache_.recurrent()) {
+    // Recurrent states advance token by token: each sequence must continue where it stopped.
+    std::map<int32_t, int32_t> next;  // sequence -> the position its next token must have
+    for (size_t i = 0; i < n; ++i) {
+      const int32_t s = batch.seq[i];
+      if (s >= static_cast<int32_t>(cache_.n_seq_max()))
+        throw Error("sequence id " + std::to_string(s) + " at batch index " + std::to_string(i) +
+                    " has no recurrent state: this model keeps one for n_seq_max = " +
+                    std::to_string(cache_.n_seq_max()) + " sequences (ids 0.." +
+                    std::to_string(cache_.n_seq_max() - 1) + "; raise ContextParams::n_seq_max)");
+      auto it = next.find(s);
+      if (it == next.end()) {
+        const int32_t last = cache_.seq_pos_max(s);
+        it = next.emplace(s, last < 0 ? batch.pos[i] : last + 1).first;
+      }
+      if (batch.pos[i] != it->second)
+        throw Error("sequence " + std::to_string(s) + " continues at position " + std::to_string(batch.pos[i]) +
+                    " (batch index " + std::to_string(i) + ") but its next position is " +
+                    std::to_string(it->second) +
+                    ": a model with recurrent layers needs each sequence's tokens at consecutive positions");
+      ++it->second;
+    }
+  }
   std::set<std::pair<int32_t, int32_t>> seen;
   for (size_t i = 0; i < n; ++i) {
     if (cache_.contains(batch.seq[i], batch.pos[i]) || !seen.emplace(batch.seq[i], batch.pos[i]).second)
@@ -163,6 +186,8 @@ void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
   }
   ub.out_ids = out_ids.data();
   ub.n_outputs = static_cast<int64_t>(out_ids.size());
+  // Recurrent-state slot of each token: its sequence id (decode() checked it is < n_seq_max).
+  if (cache_.recurrent()) ub.seq_slots = batch.seq.data() + begin;
   // The rows of this micro-batch's outputs are consecutive in logits_.
   float* out = out_ids.empty() ? nullptr
                                : logits_.data() + static_cast<size_t>(logits_row_[begin + out_ids[0]]) *

@@ -20,7 +20,11 @@ struct ContextParams {
   uint32_t n_ctx = 4096;    ///< KV cells shared by all sequences, tokens
   uint32_t n_ubatch = 512;  ///< most tokens per forward pass; larger batches are split
   int n_threads = 0;        ///< compute threads (0: one per core)
-  uint32_t n_seq_max = 1;   ///< sequences that may be in use at once (sizes windowed KV layers)
+  /// Sequences that may be in use at once: sizes the windowed KV layers (KvCache) and, for
+  /// models with recurrent layers (qwen35, qwen35moe, qwen3next), the sequences (ids
+  /// 0 .. n_seq_max-1) with a recurrent state of their own; other models accept ids up to
+  /// kMaxSequences-1 whatever this is. 1 .. kMaxSequences.
+  uint32_t n_seq_max = 1;
 };
 
 /// Tokens to evaluate, each with its position, sequence and whether its logits are wanted
@@ -39,14 +43,18 @@ struct Batch {
 /// Runs a model over batches. Not thread-safe; one per concurrent user of the KV cache.
 class Context {
  public:
-  /// Allocates the KV cache (F16) for n_ctx cells (KvCache: windowed layers keep fewer).
-  /// Throws Error for n_ctx, n_ubatch or n_seq_max out of range.
+  /// Allocates the KV cache (F16) for n_ctx cells (KvCache: windowed layers keep fewer), and
+  /// the recurrent states of n_seq_max sequences if the model has recurrent layers. Throws
+  /// Error for n_ctx or n_ubatch of 0, or n_seq_max outside 1 .. kMaxSequences.
   Context(std::shared_ptr<const model::Model> model, const ContextParams& params);
 
   /// Evaluates `batch` in micro-batches of at most n_ubatch tokens, storing K/V in the cache
   /// and the logits of the tokens that want them. Throws Error (and changes nothing) for a
   /// token id out of range, a negative position, a bad sequence id, a position a sequence
-  /// already holds, or a batch that does not fit in the free cells.
+  /// already holds, or a batch that does not fit in the free cells. With recurrent layers also
+  /// for a sequence id >= n_seq_max, and unless each sequence's tokens, in batch order, continue
+  /// it at consecutive positions (the first one right after the sequence's last position).
+  /// Tokens of several sequences in one micro-batch are fine.
   void decode(const Batch& batch);
 
   /// Logits (n_vocab floats) of batch token `i` of the last decode(); throws Error if that

@@ -24,11 +24,12 @@ std::vector<uint32_t> KvCache::layer_cells(const std::vector<model::KvLayerSpec>
 }
 
 KvCache::KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max)
-    : specs_(specs), pos_(n_ctx, -1), seq_mask_(n_ctx, 0), seq_cells_(kMaxSequences) {
+    : specs_(specs), pos_(n_ctx, -1), seq_mask_(n_ctx, 0), seq_cells_(kMaxSequences), n_seq_max_(n_seq_max) {
   if (n_ctx == 0) throw Error("n_ctx must be at least 1");
   if (n_ubatch == 0) throw Error("n_ubatch must be at least 1");
   if (n_seq_max == 0 || n_seq_max > static_cast<uint32_t>(kMaxSequences))
-    throw Error("n_seq_max must be 1.." + std::to_string(kMaxSequences) + ", not " + std::to_string(n_seq_max));
+    throw Error("n_seq_max = " + std::to_string(n_seq_max) + " is out of range (1.." + std::to_string(kMaxSequences) +
+                ")");
   windows_.push_back(model::AttnWindow{});
   for (const model::KvLayerSpec& spec : specs) {
     if (spec.window.kind != model::AttnWindow::Kind::kFull && spec.window.size <= 0)
@@ -42,6 +43,9 @@ KvCache::KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx, u
     if (it == windows_.end()) windows_.push_back(spec.window);
     k_.emplace_back(static_cast<size_t>(layer_cells_[il]) * spec.n_embd_k);
     v_.emplace_back(static_cast<size_t>(layer_cells_[il]) * spec.n_embd_v);
+    r_.emplace_back(static_cast<size_t>(n_seq_max) * spec.n_embd_r);
+    s_.emplace_back(static_cast<size_t>(n_seq_max) * spec.n_embd_s);
+    recurrent_ = recurrent_ || spec.recurrent();
   }
   groups_.resize(windows_.size());
   for (size_t w = 1; w < windows_.size(); ++w) {
@@ -63,11 +67,44 @@ uint64_t KvCache::bytes() const {
 
 uint64_t KvCache::layer_bytes(size_t il) const { return (k_[il].size() + v_[il].size()) * sizeof(uint16_t); }
 
+uint64_t KvCache::recurrent_bytes() const {
+  uint64_t n = 0;
+  for (size_t il = 0; il < r_.size(); ++il) n += (r_[il].size() + s_[il].size()) * sizeof(float);
+  return n;
+}
+
 std::vector<model::KvLayer> KvCache::layers() {
   std::vector<model::KvLayer> out;
-  for (size_t il = 0; il < specs_.size(); ++il)
-    out.push_back({k_[il].data(), v_[il].data(), specs_[il].n_embd_k, specs_[il].n_embd_v});
+  for (size_t il = 0; il < specs_.size(); ++il) {
+    model::KvLayer l{k_[il].data(), v_[il].data(), specs_[il].n_embd_k, specs_[il].n_embd_v};
+    if (specs_[il].recurrent()) {
+      l.conv = r_[il].data();
+      l.ssm = s_[il].data();
+      l.conv_stride = specs_[il].n_embd_r;
+      l.ssm_stride = specs_[il].n_embd_s;
+    }
+    out.push_back(l);
+  }
   return out;
+}
+
+void KvCache::check_seq(int32_t seq, const char* what) const {
+  if (seq < 0 || seq >= kMaxSequences)
+    throw Error(std::string(what) + ": sequence id " + std::to_string(seq) + " is out of range (0.." +
+                std::to_string(kMaxSequences - 1) + ")");
+  if (recurrent_ && seq >= static_cast<int32_t>(n_seq_max_))
+    throw Error(std::string(what) + ": sequence id " + std::to_string(seq) +
+                " has no recurrent state: this model keeps one for n_seq_max = " + std::to_string(n_seq_max_) +
+                " sequences (ids 0.." + std::to_string(n_seq_max_ - 1) + "; raise n_seq_max)");
+}
+
+void KvCache::reset_state(int32_t seq) {
+  if (seq >= static_cast<int32_t>(n_seq_max_)) return;
+  for (size_t il = 0; il < specs_.size(); ++il) {
+    const size_t nr = specs_[il].n_embd_r, ns = specs_[il].n_embd_s;
+    std::fill_n(r_[il].begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(seq) * nr), nr, 0.0f);
+    std::fill_n(s_[il].begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(seq) * ns), ns, 0.0f);
+  }
 }
 
 int32_t KvCache::claim(int32_t seq, int32_t pos, const std::map<int32_t, int32_t>& next_query) {
@@ -168,6 +205,29 @@ int32_t KvCache::seq_pos_max(int32_t seq) const {
 }
 
 void KvCache::seq_rm(int32_t seq, int32_t p0, int32_t p1) {
+  if (seq >= kMaxSequences)
+    throw Error("seq_rm: sequence id " + std::to_string(seq) + " is out of range (0.." +
+                std::to_string(kMaxSequences - 1) + ", or negative for all)");
+  std::vector<int32_t> emptied;  // sequences losing all their tokens (recurrent caches)
+  if (recurrent_) {
+    // A recurrent state cannot be rolled back: only whole sequences may go (checked for every
+    // sequence before anything is removed).
+    for (int32_t s = 0; s < kMaxSequences; ++s) {
+      if (seq >= 0 && s != seq) continue;
+      const auto& index = seq_cells_[static_cast<size_t>(s)];
+      size_t removed = 0;
+      for (auto it = index.lower_bound(p0); it != index.end() && (p1 < 0 || it->first < p1); ++it) ++removed;
+      if (removed == 0) continue;
+      if (removed < index.size())
+        throw Error("seq_rm: cannot remove positions " + std::to_string(p0) + ".." +
+                    (p1 < 0 ? std::string("end") : std::to_string(p1 - 1)) + " of sequence " + std::to_string(s) +
+                    ", which holds positions " + std::to_string(index.begin()->first) + ".." +
+                    std::to_string(index.rbegin()->first) +
+                    ": this model's recurrent state cannot be rolled back to an earlier position; remove the "
+                    "whole sequence");
+      emptied.push_back(s);
+    }
+  }
   for (int32_t s = 0; s < kMaxSequences; ++s) {
     if (seq >= 0 && s != seq) continue;
     auto& index = seq_cells_[static_cast<size_t>(s)];
@@ -179,12 +239,28 @@ void KvCache::seq_rm(int32_t seq, int32_t p0, int32_t p1) {
       it = index.erase(it);
     }
   }
+  for (int32_t s : emptied) reset_state(s);
 }
 
 void KvCache::seq_cp(int32_t src, int32_t dst, int32_t p0, int32_t p1) {
+  check_seq(src, "seq_cp");
+  check_seq(dst, "seq_cp");
   if (src == dst) return;
   const auto& from = seq_cells_[static_cast<size_t>(src)];
   auto& to = seq_cells_[static_cast<size_t>(dst)];
+  if (recurrent_ && !from.empty()) {
+    size_t copied = 0;
+    for (auto it = from.lower_bound(p0); it != from.end() && (p1 < 0 || it->first < p1); ++it) ++copied;
+    if (copied != from.size())
+      throw Error("seq_cp: positions " + std::to_string(p0) + ".." +
+                  (p1 < 0 ? std::string("end") : std::to_string(p1 - 1)) + " do not cover sequence " +
+                  std::to_string(src) + " (positions " + std::to_string(from.begin()->first) + ".." +
+                  std::to_string(from.rbegin()->first) +
+                  "): this model's recurrent state can only be copied with the whole sequence");
+    if (!to.empty())
+      throw Error("seq_cp: sequence " + std::to_string(dst) + " already holds tokens; this model's recurrent state " +
+                  "can only be copied to an empty sequence");
+  }
   for (auto it = from.lower_bound(p0); it != from.end() && (p1 < 0 || it->first < p1); ++it) {
     if (to.count(it->first))
       throw Error("seq_cp: sequence " + std::to_string(dst) + " already has a token at position " +
@@ -193,6 +269,15 @@ void KvCache::seq_cp(int32_t src, int32_t dst, int32_t p0, int32_t p1) {
   for (auto it = from.lower_bound(p0); it != from.end() && (p1 < 0 || it->first < p1); ++it) {
     seq_mask_[it->second] |= uint64_t{1} << dst;
     to[it->first] = it->second;
+  }
+  if (recurrent_ && !from.empty()) {
+    for (size_t il = 0; il < specs_.size(); ++il) {
+      const size_t nr = specs_[il].n_embd_r, ns = specs_[il].n_embd_s;
+      std::copy_n(r_[il].begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(src) * nr), nr,
+                  r_[il].begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(dst) * nr));
+      std::copy_n(s_[il].begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(src) * ns), ns,
+                  s_[il].begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(dst) * ns));
+    }
   }
 }
 
@@ -209,6 +294,8 @@ void KvCache::clear() {
     g.n_free = static_cast<uint32_t>(g.cell_of.size());
     g.next_free = 0;
   }
+  for (auto& r : r_) std::fill(r.begin(), r.end(), 0.0f);
+  for (auto& s : s_) std::fill(s.begin(), s.end(), 0.0f);
 }
 
 }  // namespace hearth::runtime

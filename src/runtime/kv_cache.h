@@ -1,4 +1,6 @@
-// The KV cache: n_ctx cells shared by up to 64 sequences, F16 K and V rows per layer.
+// The KV cache: n_ctx cells shared by up to 64 sequences, F16 K and V rows per layer; and for
+// the recurrent (Gated DeltaNet) layers of hybrid models, a fixed-size state per sequence
+// (architectures.md §7.4) beside it.
 #pragma once
 
 #include <cstdint>
@@ -23,10 +25,18 @@ inline constexpr int32_t kMaxSequences = 64;
 /// maps cells to its slots; a cell's slot is reused once no later query of its sequences can see
 /// it (evicted lazily, when a micro-batch needs slots). Positions evicted that way cannot be
 /// attended to again: re-evaluating a sequence from before its window is an error.
+///
+/// Recurrent layers (KvLayerSpec::recurrent()) keep one state per sequence id 0 .. n_seq_max-1
+/// (the sequence's slot), zero while the sequence holds no tokens. Such a state sums up every
+/// token of its sequence and cannot be rolled back: on a cache with recurrent layers, seq_rm may
+/// only remove whole sequences (which resets their state) and seq_cp only copy a whole sequence
+/// to an empty one (with its state), as llama.cpp's recurrent memory.
 class KvCache {
  public:
-  /// Allocates the layers of `specs` (see layer_cells() for the sizes). Throws Error for
-  /// n_ctx, n_ubatch or n_seq_max of 0, or a windowed layer with a window size <= 0.
+  /// Allocates the layers of `specs` (see layer_cells() for the sizes) and, if some layers are
+  /// recurrent, n_seq_max zeroed states for them (recurrent_bytes() = n_seq_max · Σ (n_embd_r +
+  /// n_embd_s) · 4). Throws Error for n_ctx or n_ubatch of 0, n_seq_max outside
+  /// 1..kMaxSequences, or a windowed layer with a window size <= 0.
   KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx, uint32_t n_ubatch = 512,
           uint32_t n_seq_max = 1);
 
@@ -44,6 +54,13 @@ class KvCache {
   uint64_t bytes() const;
   /// Bytes of K and V storage of layer il.
   uint64_t layer_bytes(size_t il) const;
+  /// Whether some layer keeps a recurrent state.
+  bool recurrent() const { return recurrent_; }
+  /// Sequences with a recurrent state of their own (ids 0 .. n_seq_max-1).
+  uint32_t n_seq_max() const { return n_seq_max_; }
+  /// Bytes of recurrent and conv state allocated for all n_seq_max sequences (0 without
+  /// recurrent layers).
+  uint64_t recurrent_bytes() const;
 
   /// The layers' specs as given to the constructor.
   const std::vector<model::KvLayerSpec>& specs() const { return specs_; }
@@ -80,11 +97,16 @@ class KvCache {
   int32_t seq_pos_max(int32_t seq) const;
 
   /// Removes the tokens of `seq` with p0 <= pos < p1 (p1 < 0: to the end; seq < 0: every
-  /// sequence). Cells no longer used by any sequence become free.
+  /// sequence). Cells no longer used by any sequence become free. With recurrent layers, a
+  /// sequence that loses all its tokens gets a zero state, and removing only some of a
+  /// sequence's tokens throws Error (nothing is removed then). Throws Error for seq >= kMaxSequences.
   void seq_rm(int32_t seq, int32_t p0, int32_t p1);
-  /// Makes `dst` share the tokens of `src` with p0 <= pos < p1 (no copy of K/V).
+  /// Makes `dst` share the tokens of `src` with p0 <= pos < p1 (no copy of K/V). With recurrent
+  /// layers the range must cover all of src's tokens and dst must hold none; src's state is
+  /// copied to dst (else Error, nothing copied). Throws Error for ids outside 0 ..
+  /// kMaxSequences-1 (with recurrent layers: 0 .. n_seq_max-1).
   void seq_cp(int32_t src, int32_t dst, int32_t p0, int32_t p1);
-  /// Frees every cell.
+  /// Frees every cell (and zeroes every recurrent state).
   void clear();
 
  private:
@@ -109,6 +131,12 @@ class KvCache {
   std::vector<model::AttnWindow> windows_;    // [0] = full attention
   std::vector<size_t> layer_window_;          // per layer
   std::vector<Group> groups_;                 // per window ([0] unused)
+  std::vector<std::vector<float>> r_, s_;     // per layer [n_seq_max][n_embd_r|s] (recurrent layers)
+  uint32_t n_seq_max_ = 1;
+  bool recurrent_ = false;
+
+  void check_seq(int32_t seq, const char* what) const;
+  void reset_state(int32_t seq);
 };
 
 }  // namespace hearth::runtime

@@ -9,6 +9,7 @@ namespace hearth::runtime {
 namespace {
 
 std::string kind_name(const model::KvLayerSpec& s) {
+  if (s.recurrent()) return "recurrent";
   if (s.n_embd_k == 0 && s.n_embd_v == 0) return "no KV";
   switch (s.window.kind) {
     case model::AttnWindow::Kind::kSliding: return "sliding window " + std::to_string(s.window.size);
@@ -37,13 +38,17 @@ MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_uba
     const std::string kind = kind_name(specs[il]);
     size_t r = 0;
     while (r < plan.rows.size() && plan.rows[r].kind != kind) ++r;
-    if (r == plan.rows.size()) plan.rows.push_back({kind, 0, 0, cells[il], 0});
+    if (r == plan.rows.size()) plan.rows.push_back({kind, 0, 0, cells[il], 0, 0});
     MemoryRow& row = plan.rows[r];
     row_of[il] = r;
     ++row.n_layers;
     const uint64_t kv = static_cast<uint64_t>(cells[il]) * (specs[il].n_embd_k + specs[il].n_embd_v) * 2;
     row.kv_bytes += kv;
     plan.kv_bytes += kv;
+    // KvCache: n_seq_max states of n_embd_r + n_embd_s floats per recurrent layer.
+    const uint64_t state = static_cast<uint64_t>(n_seq_max) * (specs[il].n_embd_r + specs[il].n_embd_s) * sizeof(float);
+    row.state_bytes += state;
+    plan.state_bytes += state;
   }
   for (const gguf::TensorInfo& t : model.file().tensors()) {
     plan.weight_bytes += t.nbytes;

@@ -13,11 +13,12 @@ namespace hearth::runtime {
 
 /// Bytes of one kind of layer (all layers with the same attention window and KV presence).
 struct MemoryRow {
-  std::string kind;         ///< "full attention", "sliding window 1024", "chunked 8192", "no KV"
+  std::string kind;  ///< "full attention", "sliding window 1024", "chunked 8192", "recurrent", "no KV"
   uint32_t n_layers = 0;
   uint64_t weight_bytes = 0;  ///< tensors named blk.N.* of these layers
   uint32_t kv_cells = 0;      ///< cells each of these layers stores
   uint64_t kv_bytes = 0;      ///< K and V storage of these layers (F16)
+  uint64_t state_bytes = 0;   ///< recurrent and conv state of these layers, all n_seq_max sequences (F32)
 };
 
 /// A context's memory, in bytes.
@@ -26,6 +27,7 @@ struct MemoryPlan {
   uint64_t other_weight_bytes = 0;  ///< tensors outside the blocks (embeddings, output, norms)
   uint64_t weight_bytes = 0;        ///< every tensor of the file
   uint64_t kv_bytes = 0;            ///< equals KvCache::bytes() of a context with these settings
+  uint64_t state_bytes = 0;         ///< equals KvCache::recurrent_bytes()
 };
 
 /// The memory of a context over `model` with n_ctx cells, micro-batches of n_ubatch tokens and

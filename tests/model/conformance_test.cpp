@@ -10,6 +10,12 @@
 // expert, and through attention that changes every later position. Later positions are checked
 // loosely (median d16 <= kLooseMedian s, every d16 <= kLooseMax s; a flipped expert moves a
 // position by up to ~1 s), and the greedy continuation is only compared without a near-tie.
+//
+// Hybrid Gated DeltaNet models (qwen35, qwen35moe): the reference rows include positions 63 and
+// 64, the last token of the first 64-token DeltaNet chunk and the first of the second. A prompt
+// runs the chunked form of the recurrence and a single token its step form, two exact
+// reformulations that round differently: there batch and sequential logits are compared with a
+// bound (kRecurrentBatchVsSequential) instead of bit for bit.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -64,6 +70,12 @@ constexpr Tolerance kF16{0.10, 0.01, 0.05, 0.02, 0.05, 0.10, 0.01};
 // <= 0.112 s), whose per-run float sums round differently again. The bound is 0.14 s; every
 // position stays within llama.cpp's own 0.15 s.
 constexpr Tolerance kQuant{0.15, -1.0, 0.14, 0.05, 0.10, -1.0, -1.0};
+
+// Largest |batch − sequential| logit difference over whole rows of a recurrent model, units of s
+// (the bounds of batch_split_test.cpp; measured: F16 files up to 0.008 s, quantized ones up to
+// 0.19 s where a rounding difference moves an activation across a Q8_K/Q8_0 rounding boundary, as
+// between llama.cpp's own batch and sequential passes, README "Tolerance guidance").
+constexpr double kRecurrentBatchVsSequential[2] = {0.02, 0.25};  // {F16, quantized}
 
 // Router near-ties (README criterion 2; router-logit units, the router logits have std ~1.5).
 constexpr double kNearTieGap = 0.01;
@@ -216,19 +228,32 @@ TEST_P(Conformance, LogitsAndGreedyMatchLlamaCpp) {
     hearth::runtime::Context ctx(model, cp);
     const std::vector<float> logits = hearth::runtime::evaluate(ctx, tokens, /*sequential=*/true);
     check_logits(ref, logits, tol, "sequential");
-    // hearth computes each row the same way whatever the batch size: bit-identical.
     ASSERT_EQ(logits.size(), batch_logits.size());
-    size_t n_diff = 0;
-    for (size_t i = 0; i < logits.size(); ++i) n_diff += logits[i] != batch_logits[i];
-    EXPECT_EQ(n_diff, 0u) << "sequential and batch logits differ";
+    if (ctx.kv_cache().recurrent()) {
+      // Chunked vs step form of the recurrence (see the top of this file).
+      const double s = ref["logit_std"];
+      const size_t n_vocab = ref["n_vocab"];
+      const size_t strict = strict_prefix(ref);
+      double max_diff = 0;
+      for (size_t i = 0; i < strict * n_vocab; ++i)
+        max_diff = std::max(max_diff, std::abs(static_cast<double>(logits[i]) - batch_logits[i]));
+      std::printf("[ stats    ] batch vs sequential: max |diff|/s %.4f (first %zu positions)\n", max_diff / s, strict);
+      EXPECT_LE(max_diff / s, kRecurrentBatchVsSequential[f16 ? 0 : 1]) << "sequential and batch logits";
+    } else {
+      // hearth computes each row the same way whatever the batch size: bit-identical.
+      size_t n_diff = 0;
+      for (size_t i = 0; i < logits.size(); ++i) n_diff += logits[i] != batch_logits[i];
+      EXPECT_EQ(n_diff, 0u) << "sequential and batch logits differ";
+    }
   }
 }
 
 std::vector<Case> all_cases() {
   std::vector<Case> out;
-  for (const char* arch : {"llama", "qwen3", "qwen3moe"})
+  for (const char* arch : {"llama", "qwen3", "qwen3moe", "qwen35"})
     for (const char* type : {"F16", "Q8_0", "Q4_K_M", "Q5_K_M", "Q6_K", "IQ4_XS"})
       for (const char* seq : {"s7", "s64", "s150"}) out.push_back({std::string(arch) + "-" + type, seq});
+  for (const char* seq : {"s7", "s64", "s150"}) out.push_back({"qwen35moe-F16", seq});
   return out;
 }
 
