@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <string>
@@ -49,6 +50,34 @@ void moe_route_softmax(const float* logits, int64_t n_tokens, int n_expert, int 
   moe_group(out);
 }
 
+void moe_route_sigmoid(const float* logits, int64_t n_tokens, int n_expert, int n_used, MoeRouting& out) {
+  if (n_expert <= 0 || n_used <= 0 || n_used > n_expert)
+    throw Error("mixture of experts: " + std::to_string(n_used) + " of " + std::to_string(n_expert) +
+                " experts per token is not a valid routing");
+  out.n_expert = n_expert;
+  out.n_used = n_used;
+  out.n_tokens = n_tokens;
+  const size_t n_entries = static_cast<size_t>(n_tokens) * static_cast<size_t>(n_used);
+  out.ids.resize(n_entries);
+  out.weights.resize(n_entries);
+  std::vector<uint8_t> taken(static_cast<size_t>(n_expert));
+  for (int64_t t = 0; t < n_tokens; ++t) {
+    const float* l = logits + t * n_expert;
+    std::fill(taken.begin(), taken.end(), uint8_t{0});
+    int32_t* ids = out.ids.data() + t * n_used;
+    float* w = out.weights.data() + t * n_used;
+    for (int s = 0; s < n_used; ++s) {
+      int best = -1;
+      for (int e = 0; e < n_expert; ++e)
+        if (!taken[static_cast<size_t>(e)] && (best < 0 || l[e] > l[best])) best = e;
+      taken[static_cast<size_t>(best)] = 1;
+      ids[s] = best;
+      w[s] = 1.0f / (1.0f + std::exp(-l[best]));  // ggml_sigmoid
+    }
+  }
+  moe_group(out);
+}
+
 void moe_group(MoeRouting& out) {
   const size_t n_entries = static_cast<size_t>(out.n_tokens) * static_cast<size_t>(out.n_used);
   if (out.ids.size() < n_entries) throw Error("mixture of experts: routing has fewer ids than tokens x experts used");
@@ -79,7 +108,7 @@ void moe_positions(const MoeRouting& r, std::vector<int32_t>& position) {
 }
 
 void moe_combine(const MoeRouting& r, const std::vector<int32_t>& position, const float* src, int64_t width,
-                 float* y, const ThreadPool& pool) {
+                 float* y, const ThreadPool& pool, bool weighted) {
   const int k = r.n_used;
   // Parallel only for prompt-sized batches (grain 16 tokens): a decode step is not worth a barrier.
   pool.parallel_for(r.n_tokens, [&](int64_t t0, int64_t t1) {
@@ -87,7 +116,7 @@ void moe_combine(const MoeRouting& r, const std::vector<int32_t>& position, cons
       float* yr = y + t * width;
       for (int s = 0; s < k; ++s) {
         const size_t entry = static_cast<size_t>(t * k + s);
-        const float w = r.weights[entry];
+        const float w = weighted ? r.weights[entry] : 1.0f;
         const float* sr = src + static_cast<int64_t>(position[entry]) * width;
         if (s == 0) {
           for (int64_t j = 0; j < width; ++j) yr[j] = w * sr[j];

@@ -44,6 +44,13 @@ struct MoeRouting {
 void moe_route_softmax(const float* logits, int64_t n_tokens, int n_expert, int n_used, bool renormalize,
                        MoeRouting& out);
 
+/// Sigmoid gating with top-k chosen on the logits (architectures.md §1.5 and §3, llama.cpp's
+/// LLM_ARCH_LLAMA4 branch of build_moe_ffn: the experts are selected on the raw router logits,
+/// and the weight of a chosen expert is σ(logit) = 1 / (1 + e^-logit), never renormalised).
+/// logits is [n_tokens][n_expert] f32; ties pick the lower expert id first, best first.
+/// Fills ids, weights and the grouping of `out`. Throws Error unless 0 < n_used <= n_expert.
+void moe_route_sigmoid(const float* logits, int64_t n_tokens, int n_expert, int n_used, MoeRouting& out);
+
 /// Fills out.offsets / out.order from out.ids (out.n_tokens, n_expert, n_used set): a
 /// counting sort of the entries by expert, stable in entry order. Throws Error for an id
 /// outside [0, n_expert).
@@ -59,9 +66,10 @@ void moe_positions(const MoeRouting& r, std::vector<int32_t>& position);
 
 /// y[t] = Σ_s weights[t·n_used + s] · src[position[t·n_used + s]] for t < n_tokens, summed in slot
 /// order (best expert first, as llama.cpp adds the experts' outputs), rows of `width` floats;
-/// src is laid out in the grouping's order. Parallel over tokens.
+/// src is laid out in the grouping's order. Parallel over tokens. With `weighted` false the
+/// rows are summed without the weights (they were applied to the experts' inputs, §3 llama4).
 void moe_combine(const MoeRouting& r, const std::vector<int32_t>& position, const float* src, int64_t width,
-                 float* y, const ThreadPool& pool);
+                 float* y, const ThreadPool& pool, bool weighted = true);
 
 /// One matrix product of a MoE stage: y[r·ldy + o] = Σ_i w[o][i] · x[r·w.n_in + i], r < n_rows.
 struct MoeMatmul {

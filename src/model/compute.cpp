@@ -103,7 +103,11 @@ void Compute::moe_ffn(const float* h, const MoeFfn& m, float* out) {
   matmul(m.router, h, logits);
   Scratch& sc = state_.scratch;
   kernels::MoeRouting& r = sc.moe;
-  kernels::moe_route_softmax(logits, n(), m.n_expert, m.n_used, m.renormalize, r);
+  if (m.gating == MoeGating::kSigmoid) {
+    kernels::moe_route_sigmoid(logits, n(), m.n_expert, m.n_used, r);
+  } else {
+    kernels::moe_route_softmax(logits, n(), m.n_expert, m.n_used, m.renormalize, r);
+  }
   // Rows in the grouping's order: expert e's rows are offsets[e] .. offsets[e+1].
   const int64_t n_rows = n() * k;
   float* xe = buffer(kSlotMoeIn, d * k);
@@ -115,7 +119,14 @@ void Compute::moe_ffn(const float* h, const MoeFfn& m, float* out) {
   constexpr int64_t kGrain = 64;
   pool().parallel_for(
       n_rows,
-      [&](int64_t i0, int64_t i1) { kernels::moe_gather(h, d, r.order.data() + i0, i1 - i0, m.n_used, xe + i0 * d); },
+      [&](int64_t i0, int64_t i1) {
+        kernels::moe_gather(h, d, r.order.data() + i0, i1 - i0, m.n_used, xe + i0 * d);
+        if (m.weight_input)  // the gate weight scales the expert's input row (llama.cpp: ggml_mul before the experts)
+          for (int64_t i = i0; i < i1; ++i) {
+            const float w = r.weights[static_cast<size_t>(r.order[static_cast<size_t>(i)])];
+            for (int64_t j = 0; j < d; ++j) xe[i * d + j] *= w;
+          }
+      },
       kGrain);
   // All experts' products of a stage in one parallel region (MoeSchedule::kUnits). Measured on
   // one Qwen3-30B-A3B MoE layer (Q4_K/Q6_K, 2 threads, 2-core machine shared with other jobs):
@@ -143,7 +154,7 @@ void Compute::moe_ffn(const float* h, const MoeFfn& m, float* out) {
   add_jobs(m.down, d, g, f, ye);
   kernels::moe_matmuls(jobs, schedule, pool(), sc.moe_matmul);
   kernels::moe_positions(r, sc.moe_position);
-  kernels::moe_combine(r, sc.moe_position, ye, d, out, pool());
+  kernels::moe_combine(r, sc.moe_position, ye, d, out, pool(), /*weighted=*/!m.weight_input);
 }
 
 void Compute::output_head(const float* x, const float* norm, float eps, const kernels::MatrixView& w_out,

@@ -23,8 +23,14 @@ enum Slot : int {
   kSlotRouter, kSlotMoeIn, kSlotMoeOut  // mixture of experts (Compute::moe_ffn)
 };
 
+/// Gating function of a mixture-of-experts router (architectures.md §1.5, table 1.7).
+enum class MoeGating {
+  kSoftmax,  ///< top-k of softmax(logits), weights p_e (optionally renormalised)
+  kSigmoid,  ///< top-k of the logits, weights σ(logit_e), never renormalised (llama4)
+};
+
 /// The weights of one mixture-of-experts feed-forward block (architectures.md §1.5) with
-/// softmax gating and SwiGLU experts.
+/// softmax (or sigmoid) gating and SwiGLU experts.
 struct MoeFfn {
   kernels::MatrixView router;  ///< ffn_gate_inp {n_embd, n_expert}
   kernels::MatrixView gate;    ///< ffn_gate_exps {n_embd, n_ff, n_expert} as n_ff·n_expert rows
@@ -33,7 +39,11 @@ struct MoeFfn {
   int n_expert = 0;
   int n_used = 0;              ///< experts per token (top-k)
   int64_t n_ff = 0;            ///< expert feed-forward width
-  bool renormalize = true;     ///< divide the chosen weights by their sum
+  bool renormalize = true;     ///< divide the chosen weights by their sum (kSoftmax only)
+  MoeGating gating = MoeGating::kSoftmax;
+  /// Multiply each expert's input row by its gate weight and sum the experts' outputs
+  /// unweighted: y = Σ_e FFN_e(w_e · x) (llama4, §3), instead of y = Σ_e w_e · FFN_e(x).
+  bool weight_input = false;
 };
 /// Helper bound to one forward call: owns nothing, borrows buffers from ForwardState.
 class Compute {
@@ -79,7 +89,8 @@ class Compute {
                   const kernels::MatrixView& down, float* out, int slot_gate, int slot_up);
 
   /// Mixture-of-experts feed-forward (§1.5) on all rows of h ([n][n_embd]) into out
-  /// ([n][n_embd]): router logits, softmax, top-n_used, optional renormalisation; the rows of
+  /// ([n][n_embd]): router logits, softmax, top-n_used, optional renormalisation (or the
+  /// sigmoid gating and input-side weights of MoeFfn::gating / weight_input); the rows of
   /// the batch are gathered grouped by expert, then each expert that received rows multiplies
   /// all of them at once (one kernels::matmul per expert matrix, so its weights are read once
   /// per batch; experts without rows are not read, so a single token reads only its chosen

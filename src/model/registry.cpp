@@ -11,6 +11,7 @@ using Factory = std::unique_ptr<Architecture> (*)(const HParams&, Weights&);
 const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> f = {
       {"llama", &make_llama},
+      {"llama4", &make_llama4},
       {"qwen3", &make_qwen3},
       {"qwen3moe", &make_qwen3moe},
       {"qwen35", &make_qwen35},

@@ -38,13 +38,17 @@ uint64_t count_params(const SynthShape& s, uint64_t n_ffn_experts) {
     return n;
   }
   uint64_t per_layer = 2 * d + d * q + 2 * d * kv + q * d;
-  if (s.n_expert > 0) {
+  uint64_t ffn = 0;  // llama4: feed-forward weights of all layers
+  if (s.arch == "llama4") {
+    const uint64_t n_moe = s.moe_step > 0 ? s.n_layer / s.moe_step : 0, fe = s.n_ff_exp;
+    ffn = n_moe * (d * s.n_expert + 3 * d * fe * (n_ffn_experts + 1)) + (s.n_layer - n_moe) * 3 * d * s.n_ff;
+  } else if (s.n_expert > 0) {
     per_layer += d * s.n_expert + 3 * d * s.n_ff_exp * n_ffn_experts;
   } else {
     per_layer += 3 * d * s.n_ff;
   }
-  if (s.arch != "llama") per_layer += 2 * s.head_dim;  // QK norms
-  uint64_t n = uint64_t{s.n_vocab} * d * (s.tied_embeddings ? 1 : 2) + d + per_layer * s.n_layer;
+  if (s.arch != "llama" && s.arch != "llama4") per_layer += 2 * s.head_dim;  // QK norms
+  uint64_t n = uint64_t{s.n_vocab} * d * (s.tied_embeddings ? 1 : 2) + d + per_layer * s.n_layer + ffn;
   if (s.rope_factor > 0) n += s.head_dim / 2;
   return n;
 }
@@ -75,9 +79,10 @@ SynthShape first_layers(const SynthShape& shape, uint32_t n_layers) {
 const std::vector<SynthShape>& synth_shapes() {
   // name, arch, layers, d, H, H_kv, hd, ff, vocab, ctx, θ, ε, tied, llama3 rope (factor, low, high, orig),
   // experts (count, used, ff), shared expert ff, Gated DeltaNet (H_k, H_v, head dim, conv kernel),
-  // full-attention interval, n_rot. Sources: architectures.md §12.1 (Llama), §12.2 (Qwen 3) and
-  // §12.3 (Qwen 3.5: hd 256, n_rot 64, θ 1e7, d_k = d_v = 128, H_k 16, conv 4, attention every 4th
-  // layer; the 2B and 122B-A10B shapes are not confirmed there and are left out).
+  // full-attention interval, n_rot, llama4 MoE interleave step. Sources: architectures.md §12.1
+  // (Llama), §12.2 (Qwen 3) and §12.3 (Qwen 3.5: hd 256, n_rot 64, θ 1e7, d_k = d_v = 128, H_k 16,
+  // conv 4, attention every 4th layer; the 2B and 122B-A10B shapes are not confirmed there and are
+  // left out).
   static const std::vector<SynthShape> shapes = {
       {"llama3.2-1b", "llama", 16, 2048, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
       {"llama3.2-3b", "llama", 28, 3072, 24, 8, 128, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
@@ -107,6 +112,11 @@ const std::vector<SynthShape>& synth_shapes() {
        4.0f, 8192, 512, 10, 1024, 1024, 16, 64, 128, 4, 4, 64},
       {"qwen3-next-80b-a3b", "qwen3next", 48, 2048, 16, 2, 256, 512, 151936, 262144, 1e7f, 1e-6f, false, 0.0f, 1.0f,
        4.0f, 8192, 512, 10, 512, 512, 16, 32, 128, 4, 4, 64},
+      // Llama 4: every layer MoE on Scout, every 2nd on Maverick (dense width 16384 elsewhere).
+      {"llama4-scout", "llama4", 48, 5120, 40, 8, 128, 16384, 202048, 10485760, 500000.0f, 1e-5f, false, 16.0f, 1.0f,
+       1.0f, 8192, 16, 1, 8192, 0, 0, 0, 0, 4, 4, 0, 1},
+      {"llama4-maverick", "llama4", 48, 5120, 40, 8, 128, 16384, 202048, 1048576, 500000.0f, 1e-5f, false, 0.0f, 1.0f,
+       1.0f, 8192, 128, 1, 8192, 0, 0, 0, 0, 4, 4, 0, 2},
       // Tiny models for tests: every feature of the real ones at a few hundred KB.
       {"tiny-llama", "llama", 2, 64, 4, 2, 16, 128, 512, 2048, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 256},
       {"tiny-qwen3", "qwen3", 2, 64, 4, 2, 32, 96, 512, 2048, 1000000.0f, 1e-6f, true},
@@ -118,6 +128,8 @@ const std::vector<SynthShape>& synth_shapes() {
        32, 32, 1, 2, 16, 4, 4, 8},
       {"tiny-qwen3next", "qwen3next", 4, 64, 4, 2, 32, 32, 512, 2048, 1e7f, 1e-6f, false, 0.0f, 1.0f, 4.0f, 8192, 8, 2,
        32, 32, 2, 4, 16, 4, 4, 8},
+      {"tiny-llama4", "llama4", 4, 64, 4, 2, 16, 128, 512, 16384, 500000.0f, 1e-5f, false, 16.0f, 1.0f, 1.0f, 256, 8, 1,
+       32, 0, 0, 0, 0, 4, 4, 0, 2},
   };
   return shapes;
 }
@@ -278,7 +290,15 @@ struct SpecialToken {
 // The special tokens at the end of the vocabulary, as the real families lay them out.
 std::vector<SpecialToken> special_tokens(const SynthShape& shape, size_t budget) {
   std::vector<SpecialToken> out;
-  if (shape.arch == "llama") {
+  if (shape.arch == "llama4") {
+    // The first special tokens of Llama 4's vocabulary (ids 200000-200009), then reserved ones.
+    out = {{"<|begin_of_text|>", 3}, {"<|end_of_text|>", 3}, {"<|fim_prefix|>", 3}, {"<|fim_middle|>", 3},
+           {"<|fim_suffix|>", 3},    {"<|header_start|>", 3}, {"<|header_end|>", 3}, {"<|eom|>", 3},
+           {"<|eot|>", 3},           {"<|step|>", 3}};
+    const size_t n = std::min<size_t>(1024, budget / 4);
+    for (size_t i = out.size(); i < n; ++i)
+      out.push_back({"<|reserved_special_token_" + std::to_string(i - 10) + "|>", 3});
+  } else if (shape.arch == "llama") {
     out = {{"<|begin_of_text|>", 3}, {"<|end_of_text|>", 3}, {"<|reserved_special_token_0|>", 3},
            {"<|reserved_special_token_1|>", 3}, {"<|finetune_right_pad_id|>", 3},
            {"<|reserved_special_token_2|>", 3}, {"<|start_header_id|>", 3}, {"<|end_header_id|>", 3},
@@ -340,7 +360,7 @@ Vocabulary build_vocabulary(const SynthShape& shape) {
     }
   }
   for (const SpecialToken& s : specials) add(s.text, s.type);
-  const bool llama = shape.arch == "llama";
+  const bool llama = shape.arch == "llama" || shape.arch == "llama4";
   v.bos = static_cast<uint32_t>(seen.at(llama ? "<|begin_of_text|>" : "<|endoftext|>"));
   v.eos = static_cast<uint32_t>(seen.at(llama ? "<|end_of_text|>" : "<|im_end|>"));
   return v;
@@ -384,16 +404,18 @@ struct TensorPlan {
 }  // namespace
 
 void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string& path) {
-  if (s.arch != "llama" && s.arch != "qwen3" && s.arch != "qwen3moe" && s.arch != "qwen35" && s.arch != "qwen35moe" &&
-      s.arch != "qwen3next")
+  if (s.arch != "llama" && s.arch != "llama4" && s.arch != "qwen3" && s.arch != "qwen3moe" && s.arch != "qwen35" &&
+      s.arch != "qwen35moe" && s.arch != "qwen3next")
     throw Error("cannot synthesize architecture '" + s.arch + "'");
   const bool next = s.arch == "qwen3next";
-  const bool moe = s.arch == "qwen3moe" || s.arch == "qwen35moe" || next;
+  const bool llama4 = s.arch == "llama4";
+  const bool moe = s.arch == "qwen3moe" || s.arch == "qwen35moe" || next || llama4;
   const bool hybrid = s.arch == "qwen35" || s.arch == "qwen35moe" || next;
   if (moe && (s.n_expert == 0 || s.n_expert_used == 0 || s.n_expert_used > s.n_expert || s.n_ff_exp == 0))
     throw Error("shape " + s.name + ": a " + s.arch + " model needs 0 < experts used <= experts and an expert width");
+  if (llama4 && s.moe_step == 0) throw Error("shape " + s.name + ": a llama4 model needs a MoE interleave step");
   if (hybrid && (s.ssm_n_k_heads == 0 || s.ssm_n_v_heads % s.ssm_n_k_heads != 0 || s.ssm_head_dim == 0 ||
-                 s.ssm_conv_kernel == 0 || s.full_attention_interval == 0 || (moe && s.n_ff_shexp == 0)))
+                 s.ssm_conv_kernel == 0 || s.full_attention_interval == 0 || ((moe && !llama4) && s.n_ff_shexp == 0)))
     throw Error("shape " + s.name + ": a " + s.arch + " model needs Gated DeltaNet heads (v-heads a multiple of the " +
                 "k-heads), a head dimension, a conv kernel, a full-attention interval" +
                 (moe ? " and a shared expert width" : ""));
@@ -418,7 +440,7 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
   w.set(a + "attention.layer_norm_rms_epsilon", gguf::Value::of(s.rms_eps));
   w.set(a + "attention.key_length", gguf::Value::of(s.head_dim));
   w.set(a + "attention.value_length", gguf::Value::of(s.head_dim));
-  if (s.arch == "llama") {
+  if (s.arch == "llama" || llama4) {
     w.set(a + "vocab_size", gguf::Value::of(s.n_vocab));
     w.set(a + "rope.dimension_count", gguf::Value::of(s.head_dim));
   }
@@ -444,18 +466,19 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
     w.set(a + "full_attention_interval", gguf::Value::of(s.full_attention_interval));
     w.set(a + "rope.dimension_count", gguf::Value::of(n_rot));
   }
+  if (llama4) w.set(a + "interleave_moe_layer_step", gguf::Value::of(s.moe_step));
   w.set("general.file_type", gguf::Value::of(file_type_of(opt.type)));
   w.set("general.quantization_version", gguf::Value::of(uint32_t{2}));
 
   const Vocabulary vocab = build_vocabulary(s);
   w.set("tokenizer.ggml.model", gguf::Value::of("gpt2"));
-  w.set("tokenizer.ggml.pre", gguf::Value::of(s.arch == "llama" ? "llama-bpe" : "qwen2"));
+  w.set("tokenizer.ggml.pre", gguf::Value::of(s.arch == "llama" ? "llama-bpe" : llama4 ? "llama4" : "qwen2"));
   w.set("tokenizer.ggml.tokens", gguf::Value::array(vocab.tokens));
   w.set("tokenizer.ggml.token_type", gguf::Value::array(vocab.types));
   w.set("tokenizer.ggml.merges", gguf::Value::array(vocab.merges));
   w.set("tokenizer.ggml.bos_token_id", gguf::Value::of(vocab.bos));
   w.set("tokenizer.ggml.eos_token_id", gguf::Value::of(vocab.eos));
-  w.set("tokenizer.ggml.add_bos_token", gguf::Value::of(s.arch == "llama"));
+  w.set("tokenizer.ggml.add_bos_token", gguf::Value::of(s.arch == "llama" || llama4));
 
   // Tensors, in the order llama.cpp's converter writes them.
   const int64_t d = s.n_embd, q = int64_t{s.n_head} * s.head_dim, kv = int64_t{s.n_head_kv} * s.head_dim;
@@ -529,17 +552,23 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
     matrix(p + "attn_k.weight", d, kv, s_d);
     matrix(p + "attn_v.weight", d, kv, s_d);
     matrix(p + "attn_output.weight", q, d, 1.0f / std::sqrt(static_cast<float>(q)));
-    if (s.arch != "llama") {
+    if (s.arch != "llama" && !llama4) {  // llama4's QK norm has no weight
       norm(p + "attn_q_norm.weight", s.head_dim);
       norm(p + "attn_k_norm.weight", s.head_dim);
     }
     norm(p + "ffn_norm.weight", d);
-    if (moe) {
+    const bool moe_layer = moe && (!llama4 || (il + 1) % s.moe_step == 0);
+    if (moe_layer) {
       // The router stays F32 (as llama.cpp's converter and llama-quantize keep it).
       plan.push_back({p + "ffn_gate_inp.weight", quant::GgmlType::F32, {d, s.n_expert}, 0.0f, s_d, {}});
       experts(p + "ffn_gate_exps.weight", d, s.n_ff_exp, s_d);
       experts(p + "ffn_up_exps.weight", d, s.n_ff_exp, s_d);
       experts(p + "ffn_down_exps.weight", s.n_ff_exp, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff_exp)));
+      if (llama4) {  // the shared expert, as wide as the routed ones
+        matrix(p + "ffn_gate_shexp.weight", d, s.n_ff_exp, s_d);
+        matrix(p + "ffn_up_shexp.weight", d, s.n_ff_exp, s_d);
+        matrix(p + "ffn_down_shexp.weight", s.n_ff_exp, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff_exp)));
+      }
     } else {
       matrix(p + "ffn_gate.weight", d, s.n_ff, s_d);
       matrix(p + "ffn_up.weight", d, s.n_ff, s_d);

@@ -1,8 +1,8 @@
 // Synthesis of random-weight GGUF models with the shapes of real ones (and tiny ones for
 // tests): deterministic from a seed, streamed to disk so multi-GB files need little memory.
 // Shapes: ../shared/docs/architectures.md §12. Tensor names and metadata keys as llama.cpp's
-// converter writes them (§2 llama, §5 qwen3, §6 qwen3moe, §7-§9 qwen35 / qwen35moe / qwen3next
-// without the MTP block).
+// converter writes them (§2 llama, §3 llama4, §5 qwen3, §6 qwen3moe, §7-§9 qwen35 / qwen35moe /
+// qwen3next without the MTP block).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,7 @@ namespace hearth::model {
 /// The hyper-parameters of a model to synthesize.
 struct SynthShape {
   std::string name;        ///< "llama3.2-1b", "qwen3-1.7b", "tiny-llama", ...
-  std::string arch;        ///< "llama", "qwen3", "qwen3moe", "qwen35", "qwen35moe" or "qwen3next"
+  std::string arch;        ///< "llama", "llama4", "qwen3", "qwen3moe", "qwen35", "qwen35moe" or "qwen3next"
   uint32_t n_layer = 0;
   uint32_t n_embd = 0;
   uint32_t n_head = 0;
@@ -32,7 +32,7 @@ struct SynthShape {
   /// llama3 RoPE frequency factors (rope_freqs.weight); factor 0 = none.
   float rope_factor = 0.0f, rope_low_freq = 1.0f, rope_high_freq = 4.0f;
   uint32_t rope_orig_ctx = 8192;
-  /// Mixture of experts (qwen3moe): experts per layer, used per token, expert FFN width.
+  /// Mixture of experts (qwen3moe, llama4): experts per layer, used per token, expert FFN width.
   uint32_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
   /// qwen35moe: width of the shared expert (expert_shared_feed_forward_length).
   uint32_t n_ff_shexp = 0;
@@ -44,6 +44,9 @@ struct SynthShape {
 
   /// Whether layer il is a Gated DeltaNet layer (qwen35, qwen35moe, qwen3next).
   bool recurrent_layer(uint32_t il) const;
+  /// llama4: layer il is a MoE layer (routed experts + a shared expert of width n_ff_exp) when
+  /// (il + 1) % moe_step == 0, else dense of width n_ff (interleave_moe_layer_step).
+  uint32_t moe_step = 0;
 
   /// Number of weights the file will hold.
   uint64_t n_params() const;

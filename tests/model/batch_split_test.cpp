@@ -1,7 +1,7 @@
 // Splitting a prompt into batches: the logits of a prompt evaluated in one batch must equal
 // those of the same prompt fed in batches of 1, 7 and 32 tokens (each batch a decode() call
 // that continues from the KV cache of the previous ones), for the reference models of llama,
-// qwen3, qwen3moe, qwen35 and qwen35moe (../shared/testdata/models). For the hybrid Gated
+// qwen3, qwen3moe, llama4, qwen35 and qwen35moe (../shared/testdata/models). For the hybrid Gated
 // DeltaNet models this also carries the recurrent and conv state across decode() calls, and
 // compares the chunked form of the recurrence (prompt blocks; 150 tokens in one batch cross two
 // 64-token chunk boundaries) with its step form (batches of 1) and with short chunks (7).
@@ -105,7 +105,8 @@ TEST_P(BatchSplit, LogitsDoNotDependOnHowThePromptIsSplit) {
 
 INSTANTIATE_TEST_SUITE_P(ReferenceModels, BatchSplit,
                          testing::Values("llama-F16", "qwen3-F16", "qwen3moe-F16", "llama-Q4_K_M", "qwen3-Q4_K_M",
-                                         "qwen3moe-Q4_K_M", "qwen35-F16", "qwen35moe-F16", "qwen35-Q4_K_M"),
+                                         "qwen3moe-Q4_K_M", "qwen35-F16", "qwen35moe-F16", "qwen35-Q4_K_M",
+                                         "llama4-F16"),
                          [](const testing::TestParamInfo<std::string>& info) {
                            std::string n = info.param;
                            std::replace(n.begin(), n.end(), '-', '_');

@@ -123,6 +123,60 @@ TEST(Model, MissingOrMisshapedExpertTensorsAreNamed) {
       "tensor 'blk.0.ffn_gate_exps.weight' has shape [256, 256, 8], expected [256, 384, 8]");
 }
 
+TEST(Model, Llama4LayerKindsAndExperts) {
+  const auto m = Model::load(kModels + "llama4-F16.gguf");
+  const HParams& hp = m->hparams();
+  EXPECT_EQ(hp.arch, "llama4");
+  EXPECT_EQ(hp.n_layer, 4u);
+  EXPECT_EQ(hp.n_expert, 16u);
+  EXPECT_EQ(hp.n_expert_used, 1u);
+  EXPECT_EQ(hp.n_ff_exp, 64u);
+  EXPECT_EQ(hp.n_ff[0], 384u);
+  EXPECT_EQ(m->n_params(), 2380944u);  // manifest.json
+  // Layers 0-2 attend within chunks of 8192 positions, layer 3 (NoPE) to everything.
+  const std::vector<KvLayerSpec> kv = m->arch().kv_layers();
+  ASSERT_EQ(kv.size(), 4u);
+  for (size_t il = 0; il < 4; ++il) {
+    EXPECT_EQ(kv[il].n_embd_k, 64u);
+    EXPECT_EQ(kv[il].n_embd_v, 64u);
+    const AttnWindow want = il < 3 ? AttnWindow{AttnWindow::Kind::kChunked, 8192} : AttnWindow{};
+    EXPECT_EQ(kv[il].window, want) << "layer " << il;
+  }
+  // attention.sliding_window_pattern 2: layers 0 and 2 chunked, 1 and 3 full.
+  const auto m2 = Model::load(rewrite(kModels + "llama4-F16.gguf", "llama4-pattern.gguf", [](gguf::Writer& w) {
+    w.set("llama4.attention.sliding_window_pattern", gguf::Value::of(uint32_t{2}));
+  }));
+  const std::vector<KvLayerSpec> kv2 = m2->arch().kv_layers();
+  for (size_t il = 0; il < 4; ++il)
+    EXPECT_EQ(kv2[il].window.kind, il % 2 == 0 ? AttnWindow::Kind::kChunked : AttnWindow::Kind::kFull) << il;
+}
+
+TEST(Model, Llama4MissingTensorsAndKeysAreNamed) {
+  const std::string src = kModels + "llama4-F16.gguf";
+  // Dense layers (0, 2) have ffn_gate/up/down; MoE layers (1, 3) a router, experts and a shared expert.
+  for (const char* name : {"blk.1.ffn_gate_shexp.weight", "blk.3.ffn_down_shexp.weight", "blk.1.ffn_gate_inp.weight",
+                           "blk.3.ffn_up_exps.weight", "blk.2.ffn_up.weight", "blk.0.attn_v.weight",
+                           "output_norm.weight"})
+    expect_load_error(rewrite(src, "llama4-missing.gguf", [](gguf::Writer&) {},
+                              [name](const std::string& n) { return n != name; }),
+                      "tensor '" + std::string(name) + "' is missing");
+  for (const char* key : {"llama4.interleave_moe_layer_step", "llama4.expert_feed_forward_length"})
+    expect_load_error(rewrite(src, "llama4-nokey.gguf", [key](gguf::Writer& w) { w.remove(key); }),
+                      "'" + std::string(key) + "' is missing");
+  expect_load_error(rewrite(src, "llama4-noexperts.gguf", [](gguf::Writer& w) { w.remove("llama4.expert_count"); }),
+                    "llama4.expert_count");
+  expect_load_error(rewrite(src, "llama4-nochunk.gguf",
+                            [](gguf::Writer& w) { w.set("llama4.attention.sliding_window", gguf::Value::of(uint32_t{0})); }),
+                    "llama4.attention.sliding_window = 0");
+  // Every layer MoE (interleave step 1, as Scout): layer 0 then lacks its router.
+  expect_load_error(rewrite(src, "llama4-step1.gguf",
+                            [](gguf::Writer& w) { w.set("llama4.interleave_moe_layer_step", gguf::Value::of(uint32_t{1})); }),
+                    "tensor 'blk.0.ffn_gate_inp.weight' is missing");
+  expect_load_error(rewrite(src, "llama4-rot.gguf",
+                            [](gguf::Writer& w) { w.set("llama4.rope.dimension_count", gguf::Value::of(uint32_t{16})); }),
+                    "llama4.rope.dimension_count 16");
+}
+
 TEST(Model, UnsupportedArchitectureAndTypeAreNamed) {
   expect_load_error(kModels + "gemma3-F16.gguf", "unsupported architecture 'gemma3'");
   // NVFP4 (a format hearth cannot compute with yet), on a row of 256 elements.
@@ -236,7 +290,51 @@ TEST(Synth, MixtureOfExpertsModelRunsAndCanBeCutToItsFirstLayers) {
   EXPECT_THROW(first_layers(find_synth_shape("tiny-qwen3moe"), 3), Error);
 }
 
+TEST(Synth, Llama4ModelRunsAndCanBeCutToItsFirstLayers) {
+  const SynthShape& shape = find_synth_shape("tiny-llama4");
+  const std::string path = temp_path("synth-llama4.gguf");
+  SynthOptions opt;
+  opt.type = quant::GgmlType::Q8_0;
+  synthesize(shape, opt, path);
+  const auto m = Model::load(path);
+  EXPECT_EQ(m->hparams().arch, "llama4");
+  EXPECT_EQ(m->hparams().n_layer, 4u);
+  EXPECT_EQ(m->n_params(), shape.n_params());
+  // Interleave step 2: layers 1 and 3 have experts and a shared expert, 0 and 2 a dense FFN.
+  EXPECT_EQ(m->file().find_tensor("blk.1.ffn_up_exps.weight")->shape_string(), "[64, 32, 8]");
+  EXPECT_EQ(m->file().find_tensor("blk.3.ffn_down_shexp.weight")->shape_string(), "[32, 64]");
+  EXPECT_EQ(m->file().find_tensor("blk.2.ffn_gate.weight")->shape_string(), "[64, 128]");
+  EXPECT_EQ(m->file().find_tensor("blk.0.ffn_gate_inp.weight"), nullptr);
+  EXPECT_EQ(m->file().find_tensor("blk.0.attn_q_norm.weight"), nullptr);  // weightless QK norm
+  EXPECT_NE(m->file().find_tensor("rope_freqs.weight"), nullptr);
+  EXPECT_EQ(m->arch().kv_layers()[0].window.kind, AttnWindow::Kind::kChunked);
+  EXPECT_EQ(m->arch().kv_layers()[3].window.kind, AttnWindow::Kind::kFull);
+  runtime::ContextParams cp;
+  cp.n_ctx = 64;
+  runtime::Context ctx(m, cp);
+  const std::vector<int32_t> ids = m->tokenizer().encode("We the People of the United States", true, false);
+  EXPECT_EQ(m->tokenizer().token_text(ids[0]), "<|begin_of_text|>");
+  const auto logits = runtime::evaluate(ctx, ids, false);
+  float lo = 1e30f, hi = -1e30f;
+  for (float x : logits) {
+    ASSERT_TRUE(std::isfinite(x));
+    lo = std::min(lo, x);
+    hi = std::max(hi, x);
+  }
+  EXPECT_GT(hi - lo, 1.0f);
+  // Two layers of Scout (every layer MoE): the file holds both layers' 16 experts.
+  const SynthShape two = first_layers(find_synth_shape("llama4-scout"), 2);
+  const uint64_t embd = 2ull * 202048 * 5120 + 5120 + 64;  // token_embd, output, output_norm, rope_freqs
+  EXPECT_NEAR(static_cast<double>(two.n_params() - embd) / 2, 2.2e9, 0.05e9);  // ~2.2B per Scout layer
+}
+
 TEST(Synth, RealShapesHaveTheirRealSizes) {
+  // Llama 4 Scout: 109B parameters (the model card counts the vision encoder, ~1B, that the
+  // text-only GGUF lacks), 17B active; Maverick: 400B, 17B active.
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("llama4-scout").n_params()), 109e9, 1.5e9);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("llama4-scout").n_active_params()), 17e9, 0.3e9);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("llama4-maverick").n_params()), 400e9, 1.5e9);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("llama4-maverick").n_active_params()), 17e9, 0.3e9);
   // Qwen3-30B-A3B: 30.5B parameters, 3.3B activated (Hugging Face model card).
   EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-30b-a3b").n_params()), 30.5e9, 0.1e9);
   EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-30b-a3b").n_active_params()), 3.3e9, 0.1e9);

@@ -45,6 +45,45 @@ void reference_route(const float* logits, int n_expert, int k, bool renorm, std:
   for (int e : ids) w.push_back(renorm ? p[static_cast<size_t>(e)] / s : p[static_cast<size_t>(e)]);
 }
 
+// Reference sigmoid routing of one token (llama4): experts sorted by logit (stable, so ties keep
+// the lower id first), weights 1 / (1 + e^-logit) in double.
+void reference_route_sigmoid(const float* logits, int n_expert, int k, std::vector<int>& ids, std::vector<double>& w) {
+  std::vector<int> order(static_cast<size_t>(n_expert));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+  ids.assign(order.begin(), order.begin() + k);
+  w.clear();
+  for (int e : ids) w.push_back(1.0 / (1.0 + std::exp(-static_cast<double>(logits[e]))));
+}
+
+TEST(Moe, SigmoidTopKChoosesOnTheLogits) {
+  for (const auto& [n_expert, k] : std::vector<std::pair<int, int>>{{16, 1}, {128, 1}, {8, 3}}) {
+    const int64_t n = 33;
+    const std::vector<float> logits = random_vector(static_cast<size_t>(n * n_expert), 17u + n_expert, 3.0f);
+    kernels::MoeRouting r;
+    kernels::moe_route_sigmoid(logits.data(), n, n_expert, k, r);
+    std::vector<int> ids;
+    std::vector<double> w;
+    for (int64_t t = 0; t < n; ++t) {
+      reference_route_sigmoid(logits.data() + t * n_expert, n_expert, k, ids, w);
+      for (int s = 0; s < k; ++s) {
+        const size_t i = static_cast<size_t>(t * k + s);
+        ASSERT_EQ(r.ids[i], ids[static_cast<size_t>(s)]) << "token " << t << " slot " << s;
+        EXPECT_NEAR(r.weights[i], w[static_cast<size_t>(s)], 1e-7) << "token " << t << " slot " << s;
+      }
+    }
+    EXPECT_EQ(r.offsets.back(), n * k);
+  }
+  // Ties: the lower expert first; weights are not renormalised (σ(2) each, not 1/2).
+  const std::vector<float> logits = {0.5f, 2.0f, 1.0f, 2.0f};
+  kernels::MoeRouting r;
+  kernels::moe_route_sigmoid(logits.data(), 1, 4, 2, r);
+  EXPECT_EQ(r.ids, (std::vector<int32_t>{1, 3}));
+  for (float x : r.weights) EXPECT_FLOAT_EQ(x, 1.0f / (1.0f + std::exp(-2.0f)));
+  EXPECT_THROW(kernels::moe_route_sigmoid(logits.data(), 1, 4, 5, r), Error);
+  EXPECT_THROW(kernels::moe_route_sigmoid(logits.data(), 1, 4, 0, r), Error);
+}
+
 TEST(Moe, SoftmaxTopKMatchesSortedReference) {
   for (const auto& [n_expert, k] : std::vector<std::pair<int, int>>{{8, 2}, {128, 8}, {16, 1}, {4, 4}}) {
     for (bool renorm : {true, false}) {
@@ -250,7 +289,8 @@ struct MoeBlock {
     view.n_ff = f;
   }
 
-  // y = Σ_{e chosen} w_e · down_e(silu(gate_e h) ⊙ up_e h), in double.
+  // y = Σ_{e chosen} w_e · down_e(silu(gate_e h) ⊙ up_e h), in double; with the llama4 options
+  // of `view` (sigmoid gating, weight_input) y = Σ_{e chosen} down_e(silu(gate_e w_e h) ⊙ up_e w_e h).
   std::vector<double> reference(const float* h) const {
     std::vector<float> logits(static_cast<size_t>(n_expert));
     for (int e = 0; e < n_expert; ++e) {
@@ -260,23 +300,29 @@ struct MoeBlock {
     }
     std::vector<int> ids;
     std::vector<double> w;
-    reference_route(logits.data(), n_expert, k, true, ids, w);
+    if (view.gating == MoeGating::kSigmoid) {
+      reference_route_sigmoid(logits.data(), n_expert, k, ids, w);
+    } else {
+      reference_route(logits.data(), n_expert, k, true, ids, w);
+    }
     std::vector<double> y(static_cast<size_t>(d), 0.0);
     for (int s = 0; s < k; ++s) {
       const size_t e = static_cast<size_t>(ids[static_cast<size_t>(s)]);
+      const double w_in = view.weight_input ? w[static_cast<size_t>(s)] : 1.0;
+      const double w_out = view.weight_input ? 1.0 : w[static_cast<size_t>(s)];
       std::vector<double> a(static_cast<size_t>(f));
       for (int j = 0; j < f; ++j) {
         double g = 0, u = 0;
         for (int i = 0; i < d; ++i) {
-          g += static_cast<double>(gate[(e * f + j) * d + i]) * h[i];
-          u += static_cast<double>(up[(e * f + j) * d + i]) * h[i];
+          g += static_cast<double>(gate[(e * f + j) * d + i]) * w_in * h[i];
+          u += static_cast<double>(up[(e * f + j) * d + i]) * w_in * h[i];
         }
         a[static_cast<size_t>(j)] = g / (1 + std::exp(-g)) * u;
       }
       for (int o = 0; o < d; ++o) {
         double acc = 0;
         for (int j = 0; j < f; ++j) acc += static_cast<double>(down[(e * d + o) * f + j]) * a[static_cast<size_t>(j)];
-        y[static_cast<size_t>(o)] += w[static_cast<size_t>(s)] * acc;
+        y[static_cast<size_t>(o)] += w_out * acc;
       }
     }
     return y;
@@ -312,6 +358,39 @@ TEST(Moe, GroupedFfnMatchesPerTokenFormula) {
     }
     EXPECT_GT(max_ref, 0.1);
     EXPECT_LT(max_diff, 1e-5 * max_ref) << n_expert << " experts, top " << k;
+  }
+}
+
+TEST(Moe, InputWeightedSigmoidFfnMatchesPerTokenFormula) {
+  // llama4 (architectures.md §3): experts chosen on the router logits, σ(logit) scales the
+  // expert's input. The output weighting gives another result (SwiGLU is not linear).
+  kernels::ThreadPool pool(2);
+  for (const auto& [n_expert, k] : std::vector<std::pair<int, int>>{{16, 1}, {8, 2}}) {
+    MoeBlock b(n_expert, k, quant::GgmlType::F32);
+    b.view.gating = MoeGating::kSigmoid;
+    b.view.renormalize = false;
+    b.view.weight_input = true;
+    const int64_t n = 29;
+    const std::vector<float> h = random_vector(static_cast<size_t>(n * b.d), 15);
+    ForwardState st;
+    st.pool = &pool;
+    const std::vector<float> out = run_moe(b, h.data(), n, st);
+    MoeBlock output_weighted = b;
+    output_weighted.view.weight_input = false;
+    double max_diff = 0, max_ref = 0, max_other = 0;
+    for (int64_t t = 0; t < n; ++t) {
+      const std::vector<double> ref = b.reference(h.data() + t * b.d);
+      const std::vector<double> other = output_weighted.reference(h.data() + t * b.d);
+      for (int o = 0; o < b.d; ++o) {
+        const double got = out[static_cast<size_t>(t * b.d + o)];
+        max_diff = std::max(max_diff, std::abs(ref[static_cast<size_t>(o)] - got));
+        max_other = std::max(max_other, std::abs(other[static_cast<size_t>(o)] - got));
+        max_ref = std::max(max_ref, std::abs(ref[static_cast<size_t>(o)]));
+      }
+    }
+    EXPECT_GT(max_ref, 0.1);
+    EXPECT_LT(max_diff, 1e-5 * max_ref) << n_expert << " experts, top " << k;
+    EXPECT_GT(max_other, 0.01 * max_ref) << "input and output weighting should differ";
   }
 }
 
