@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
+
+#include "quant/fp16.h"
 
 namespace hearth::kernels {
 
@@ -26,6 +29,59 @@ void swiglu(const float* gate, const float* up, float* out, int64_t n) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
   }
+}
+
+namespace {
+
+// ggml's f32 GELU (tanh approximation) of one value; the table below rounds it to F16.
+float gelu_f32(float x) {
+  constexpr float kSqrt2OverPi = 0.79788456080286535587989211986876f, kCoefA = 0.044715f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * x * (1.0f + kCoefA * x * x)));
+}
+
+// table[h] = F16 bits of gelu_f32(value of half h), as ggml_table_gelu_f16.
+const uint16_t* gelu_table() {
+  static const std::vector<uint16_t> table = [] {
+    std::vector<uint16_t> t(65536);
+    for (uint32_t h = 0; h < 65536; ++h)
+      t[h] = quant::fp32_to_fp16(gelu_f32(quant::fp16_to_fp32(static_cast<uint16_t>(h))));
+    return t;
+  }();
+  return table.data();
+}
+
+float gelu_one(float x, const uint16_t* table) {
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  return quant::fp16_to_fp32(table[quant::fp32_to_fp16(x)]);
+}
+
+}  // namespace
+
+void gelu(const float* x, float* y, int64_t n) {
+  const uint16_t* table = gelu_table();
+  for (int64_t i = 0; i < n; ++i) y[i] = gelu_one(x[i], table);
+}
+
+void geglu(const float* gate, const float* up, float* out, int64_t n) {
+  const uint16_t* table = gelu_table();
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g <= -10.0f ? 0.0f : gelu_one(g, table) * up[i];  // ggml writes 0 there, not 0·up
+  }
+}
+
+void softcap(float* x, int64_t n, float cap) {
+  const float inv = 1.0f / cap;
+  for (int64_t i = 0; i < n; ++i) x[i] = std::tanh(x[i] * inv) * cap;
+}
+
+void mul_inplace(float* y, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] *= x[i];
+}
+
+void scale(float* x, int64_t n, float s) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
 }
 
 void softmax(float* x, int64_t n) {

@@ -18,6 +18,25 @@ void add_inplace(float* y, const float* x, int64_t n);
 /// out[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + e^-x) (SwiGLU, §1.2). May alias.
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
 
+/// GELU with the tanh approximation (§1.1), as ggml's CPU backend evaluates it (GGML_GELU_FP16):
+/// y = 0 for x <= -10 and y = x for x >= 10; otherwise x is rounded to F16, gelu of that value
+/// is computed in f32 (0.5·h·(1 + tanh(√(2/π)·h·(1 + 0.044715·h²)))) and rounded to F16 (a
+/// 65536-entry table, built once). NaN gives NaN. x and y may alias.
+void gelu(const float* x, float* y, int64_t n);
+
+/// out[i] = gelu(gate[i]) · up[i] with gelu as above (GeGLU, §1.2; ggml's geglu). May alias.
+void geglu(const float* gate, const float* up, float* out, int64_t n);
+
+/// Logit soft-capping (§1.1) in place: x[i] = tanh(x[i] · (1/cap)) · cap, the three steps of
+/// ggml (scale, tanh, scale) in f32. cap must be non-zero.
+void softcap(float* x, int64_t n, float cap);
+
+/// y[i] *= x[i] for i < n (ggml_mul of two rows of the same length).
+void mul_inplace(float* y, const float* x, int64_t n);
+
+/// x[i] *= s in place (ggml_scale).
+void scale(float* x, int64_t n, float s);
+
 /// In-place softmax over n elements (max-subtracted, sum in double).
 void softmax(float* x, int64_t n);
 

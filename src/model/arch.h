@@ -151,5 +151,7 @@ std::unique_ptr<Architecture> make_qwen35(const HParams& hp, Weights& weights);
 std::unique_ptr<Architecture> make_qwen35moe(const HParams& hp, Weights& weights);
 std::unique_ptr<Architecture> make_qwen3next(const HParams& hp, Weights& weights);
 std::unique_ptr<Architecture> make_llama4(const HParams& hp, Weights& weights);
+std::unique_ptr<Architecture> make_gemma3(const HParams& hp, Weights& weights);
+std::unique_ptr<Architecture> make_gemma4(const HParams& hp, Weights& weights);
 
 }  // namespace hearth::model

@@ -82,6 +82,13 @@ void Compute::attention(int il, const float* q, const float* k, const float* v, 
   kernels::attention_f16(q, n(), shape, view, spans, out, pool());
 }
 
+void Compute::attention_shared(int src, const float* q, const kernels::AttnShape& shape, float* out) {
+  const KvLayer& kv = state_.kv[static_cast<size_t>(src)];
+  const kernels::AttnSpan* spans = batch_.layer_spans ? batch_.layer_spans[src] : batch_.spans;
+  const kernels::KvLayerF16 view{kv.k, kv.v, kv.k_stride, kv.v_stride};
+  kernels::attention_f16(q, n(), shape, view, spans, out, pool());
+}
+
 void Compute::add(float* x, const float* y, int64_t width, int64_t rows) {
   if (rows < 0) rows = n();
   kernels::add_inplace(x, y, width * rows);
@@ -97,10 +104,25 @@ void Compute::swiglu_ffn(const float* h, const kernels::MatrixView& gate, const 
   matmul(down, g, out);
 }
 
-void Compute::moe_ffn(const float* h, const MoeFfn& m, float* out) {
-  const int64_t d = m.gate.n_in, f = m.n_ff, k = m.n_used;
+void Compute::geglu_ffn(const float* h, const kernels::MatrixView& gate, const kernels::MatrixView& up,
+                        const kernels::MatrixView& down, float* out, int slot_gate, int slot_up) {
+  float* g = buffer(slot_gate, gate.n_out);
+  float* u = buffer(slot_up, up.n_out);
+  matmul(gate, h, g);
+  matmul(up, h, u);
+  // Row blocks in parallel (GELU's F16 conversions and table lookups are not free on prompts); each
+  // element is computed alone, so the split does not change the result.
+  const int64_t w = gate.n_out;
+  pool().parallel_for(
+      n(), [&](int64_t r0, int64_t r1) { kernels::geglu(g + r0 * w, u + r0 * w, g + r0 * w, (r1 - r0) * w); }, 8);
+  matmul(down, g, out);
+}
+
+void Compute::moe_ffn(const float* h, const MoeFfn& m, float* out, const float* router_in) {
+  const bool fused = m.gate.data == nullptr;
+  const int64_t d = fused ? m.gate_up.n_in : m.gate.n_in, f = m.n_ff, k = m.n_used;
   float* logits = buffer(kSlotRouter, m.n_expert);
-  matmul(m.router, h, logits);
+  matmul(m.router, router_in != nullptr ? router_in : h, logits);
   Scratch& sc = state_.scratch;
   kernels::MoeRouting& r = sc.moe;
   if (m.gating == MoeGating::kSigmoid) {
@@ -111,8 +133,8 @@ void Compute::moe_ffn(const float* h, const MoeFfn& m, float* out) {
   // Rows in the grouping's order: expert e's rows are offsets[e] .. offsets[e+1].
   const int64_t n_rows = n() * k;
   float* xe = buffer(kSlotMoeIn, d * k);
-  float* g = buffer(kSlotGate, f * k);
-  float* u = buffer(kSlotUp, f * k);
+  float* g = buffer(kSlotGate, (fused ? 2 * f : f) * k);  // fused: [rows][gate f | up f]
+  float* u = buffer(kSlotUp, f * k);                       // fused: the activation
   float* ye = buffer(kSlotMoeOut, d * k);
   // Copies and elementwise steps go parallel only for prompt-sized batches (grain 64 rows): a
   // decode step's few rows are not worth a thread barrier.
@@ -144,15 +166,41 @@ void Compute::moe_ffn(const float* h, const MoeFfn& m, float* out) {
     }
   };
   jobs.clear();
-  add_jobs(m.gate, f, xe, d, g);
-  add_jobs(m.up, f, xe, d, u);
-  kernels::moe_matmuls(jobs, schedule, pool(), sc.moe_matmul);
-  pool().parallel_for(
-      n_rows, [&](int64_t i0, int64_t i1) { kernels::swiglu(g + i0 * f, u + i0 * f, g + i0 * f, (i1 - i0) * f); },
-      kGrain);
+  float* act = g;  // the rows the down projection reads
+  if (fused) {
+    add_jobs(m.gate_up, 2 * f, xe, d, g);
+    kernels::moe_matmuls(jobs, schedule, pool(), sc.moe_matmul);
+    act = u;
+    pool().parallel_for(
+        n_rows,
+        [&](int64_t i0, int64_t i1) {
+          for (int64_t i = i0; i < i1; ++i) {
+            const float* gi = g + i * 2 * f;
+            if (m.gelu) kernels::geglu(gi, gi + f, u + i * f, f);
+            else kernels::swiglu(gi, gi + f, u + i * f, f);
+          }
+        },
+        kGrain);
+  } else {
+    add_jobs(m.gate, f, xe, d, g);
+    add_jobs(m.up, f, xe, d, u);
+    kernels::moe_matmuls(jobs, schedule, pool(), sc.moe_matmul);
+    pool().parallel_for(
+        n_rows,
+        [&](int64_t i0, int64_t i1) {
+          if (m.gelu) kernels::geglu(g + i0 * f, u + i0 * f, g + i0 * f, (i1 - i0) * f);
+          else kernels::swiglu(g + i0 * f, u + i0 * f, g + i0 * f, (i1 - i0) * f);
+        },
+        kGrain);
+  }
   jobs.clear();
-  add_jobs(m.down, d, g, f, ye);
+  add_jobs(m.down, d, act, f, ye);
   kernels::moe_matmuls(jobs, schedule, pool(), sc.moe_matmul);
+  if (m.down_scale != nullptr) {
+    // ggml multiplies each expert's output by its scale, then by the gate weight.
+    for (int e = 0; e < m.n_expert; ++e)
+      kernels::scale(ye + r.offsets[static_cast<size_t>(e)] * d, r.count(e) * d, m.down_scale[e]);
+  }
   kernels::moe_positions(r, sc.moe_position);
   kernels::moe_combine(r, sc.moe_position, ye, d, out, pool(), /*weighted=*/!m.weight_input);
 }

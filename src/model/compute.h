@@ -30,12 +30,15 @@ enum class MoeGating {
 };
 
 /// The weights of one mixture-of-experts feed-forward block (architectures.md §1.5) with
-/// softmax (or sigmoid) gating and SwiGLU experts.
+/// softmax (or sigmoid) gating and SwiGLU (or GeGLU) experts.
 struct MoeFfn {
   kernels::MatrixView router;  ///< ffn_gate_inp {n_embd, n_expert}
   kernels::MatrixView gate;    ///< ffn_gate_exps {n_embd, n_ff, n_expert} as n_ff·n_expert rows
   kernels::MatrixView up;      ///< ffn_up_exps {n_embd, n_ff, n_expert}
   kernels::MatrixView down;    ///< ffn_down_exps {n_ff, n_embd, n_expert} as n_embd·n_expert rows
+  /// Or, when gate.data is null: ffn_gate_up_exps {n_embd, 2·n_ff, n_expert}, whose expert slab
+  /// has the gate rows [0, n_ff) then the up rows [n_ff, 2·n_ff) (§1.5, Gemma 4).
+  kernels::MatrixView gate_up;
   int n_expert = 0;
   int n_used = 0;              ///< experts per token (top-k)
   int64_t n_ff = 0;            ///< expert feed-forward width
@@ -44,6 +47,10 @@ struct MoeFfn {
   /// Multiply each expert's input row by its gate weight and sum the experts' outputs
   /// unweighted: y = Σ_e FFN_e(w_e · x) (llama4, §3), instead of y = Σ_e w_e · FFN_e(x).
   bool weight_input = false;
+  bool gelu = false;           ///< GeGLU experts (kernels::geglu) instead of SwiGLU
+  /// [n_expert] multiplier of each expert's output before its gate weight (ffn_down_exps.scale,
+  /// Gemma 4 §11), or null.
+  const float* down_scale = nullptr;
 };
 /// Helper bound to one forward call: owns nothing, borrows buffers from ForwardState.
 class Compute {
@@ -81,6 +88,11 @@ class Compute {
   void attention(int il, const float* q, const float* k, const float* v, const kernels::AttnShape& shape,
                  float* out);
 
+  /// Attention over the KV cache of an earlier layer `src` (KV sharing, Gemma 4 §11): stores
+  /// nothing; each token attends to its span of layer src, so the calling layer must have src's
+  /// AttnWindow. The tokens' own K/V are already there (src ran before in this forward pass).
+  void attention_shared(int src, const float* q, const kernels::AttnShape& shape, float* out);
+
   /// x[t] += y[t] for `rows` rows of `width`.
   void add(float* x, const float* y, int64_t width, int64_t rows = -1);
 
@@ -88,15 +100,22 @@ class Compute {
   void swiglu_ffn(const float* h, const kernels::MatrixView& gate, const kernels::MatrixView& up,
                   const kernels::MatrixView& down, float* out, int slot_gate, int slot_up);
 
+  /// GeGLU feed-forward (§1.2) on all rows: out = W_down (gelu(W_gate h) ⊙ W_up h), gelu as
+  /// kernels::gelu (ggml's F16-table GELU).
+  void geglu_ffn(const float* h, const kernels::MatrixView& gate, const kernels::MatrixView& up,
+                 const kernels::MatrixView& down, float* out, int slot_gate, int slot_up);
+
   /// Mixture-of-experts feed-forward (§1.5) on all rows of h ([n][n_embd]) into out
-  /// ([n][n_embd]): router logits, softmax, top-n_used, optional renormalisation (or the
-  /// sigmoid gating and input-side weights of MoeFfn::gating / weight_input); the rows of
+  /// ([n][n_embd]): router logits (of router_in's rows when given, [n][n_embd], else of h's),
+  /// softmax, top-n_used, optional renormalisation (or the sigmoid gating and input-side weights
+  /// of MoeFfn::gating / weight_input); the rows of
   /// the batch are gathered grouped by expert, then each expert that received rows multiplies
   /// all of them at once (one kernels::matmul per expert matrix, so its weights are read once
   /// per batch; experts without rows are not read, so a single token reads only its chosen
-  /// ones), SwiGLU, and each token's output is the gate-weighted sum of its experts' rows.
-  /// Calls on_matmul for the router and on_matmul_id for every expert product.
-  void moe_ffn(const float* h, const MoeFfn& m, float* out);
+  /// ones), SwiGLU or GeGLU (one product with the fused gate_up slab when given), each expert's
+  /// rows times its down_scale if set, and each token's output is the gate-weighted sum of its
+  /// experts' rows. Calls on_matmul for the router and on_matmul_id for every expert product.
+  void moe_ffn(const float* h, const MoeFfn& m, float* out, const float* router_in = nullptr);
 
   /// Final norm and output head for the rows in out_ids: logits[i] = W_out RMSNorm(x[out_ids[i]]).
   void output_head(const float* x, const float* norm, float eps, const kernels::MatrixView& w_out, float* logits);

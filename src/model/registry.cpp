@@ -17,6 +17,8 @@ const std::map<std::string, Factory>& factories() {
       {"qwen35", &make_qwen35},
       {"qwen35moe", &make_qwen35moe},
       {"qwen3next", &make_qwen3next},
+      {"gemma3", &make_gemma3},
+      {"gemma4", &make_gemma4},
   };
   return f;
 }

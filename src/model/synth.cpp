@@ -15,7 +15,33 @@ namespace {
 
 // Weights of the whole model when each layer's FFN has `n_ffn_experts` experts in use (all of
 // them for the file size, n_expert_used for one token).
+// Gemma (architectures.md §10, §11): per-layer head sizes, post-norms, gemma4's K = V global
+// layers, layer_output_scale and the parallel dense + expert FFN.
+uint64_t count_gemma_params(const SynthShape& s, uint64_t n_ffn_experts) {
+  const bool g4 = s.arch == "gemma4";
+  const uint64_t d = s.n_embd;
+  uint64_t n = uint64_t{s.n_vocab} * d * (s.tied_embeddings ? 1 : 2) + d;
+  bool any_global = false;
+  for (uint32_t il = 0; il < s.n_layer; ++il) {
+    const bool global = g4 && s.is_global(il);
+    any_global = any_global || global;
+    const uint64_t hd = global ? s.head_dim_global : s.head_dim, q = uint64_t{s.n_head} * hd,
+                   kv = uint64_t{global ? s.n_head_kv_global : s.n_head_kv} * hd;
+    const bool own_kv = il + s.n_kv_shared < s.n_layer;
+    n += 4 * d + hd + d * q + q * d + 3 * d * s.layer_n_ff(il);
+    if (own_kv) n += hd + d * kv * (global && s.global_k_eq_v ? 1 : 2);  // attn_k_norm, attn_k, attn_v
+    if (g4) n += 1;  // layer_output_scale
+    if (s.n_expert > 0) n += d * s.n_expert + 4 * d + s.n_expert + 3 * d * s.n_ff_exp * n_ffn_experts;
+    if (s.n_embd_per_layer > 0) n += 2 * d * s.n_embd_per_layer + d;  // inp_gate, proj, post_norm
+  }
+  if (any_global) n += s.head_dim_global / 2;  // rope_freqs
+  const uint64_t ple = uint64_t{s.n_embd_per_layer} * s.n_layer;
+  n += ple * s.n_vocab + d * ple + s.n_embd_per_layer;  // per_layer_token_embd, _model_proj, _proj_norm
+  return n;
+}
+
 uint64_t count_params(const SynthShape& s, uint64_t n_ffn_experts) {
+  if (s.arch == "gemma3" || s.arch == "gemma4") return count_gemma_params(s, n_ffn_experts);
   const uint64_t d = s.n_embd, q = uint64_t{s.n_head} * s.head_dim, kv = uint64_t{s.n_head_kv} * s.head_dim;
   if (s.arch == "qwen35" || s.arch == "qwen35moe" || s.arch == "qwen3next") {
     const uint64_t c_qk = uint64_t{s.ssm_n_k_heads} * s.ssm_head_dim, c_v = uint64_t{s.ssm_n_v_heads} * s.ssm_head_dim;
@@ -117,6 +143,30 @@ const std::vector<SynthShape>& synth_shapes() {
        1.0f, 8192, 16, 1, 8192, 0, 0, 0, 0, 4, 4, 0, 1},
       {"llama4-maverick", "llama4", 48, 5120, 40, 8, 128, 16384, 202048, 1048576, 500000.0f, 1e-5f, false, 0.0f, 1.0f,
        1.0f, 8192, 128, 1, 8192, 0, 0, 0, 0, 4, 4, 0, 2},
+      // Gemma (§12.4): 5 sliding layers to 1 global; Gemma 4 global layers with 512-wide heads, K = V.
+      SynthShape{.name = "gemma3-1b", .arch = "gemma3", .n_layer = 26, .n_embd = 1152, .n_head = 4, .n_head_kv = 1,
+                 .head_dim = 256, .n_ff = 6912, .n_vocab = 262144, .n_ctx_train = 32768, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_swa = 512, .swa_period = 6},
+      SynthShape{.name = "gemma3-4b", .arch = "gemma3", .n_layer = 34, .n_embd = 2560, .n_head = 8, .n_head_kv = 4,
+                 .head_dim = 256, .n_ff = 10240, .n_vocab = 262144, .n_ctx_train = 131072, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_swa = 1024, .swa_period = 6, .rope_linear_factor = 8.0f},
+      SynthShape{.name = "gemma4-26b-a4b", .arch = "gemma4", .n_layer = 30, .n_embd = 2816, .n_head = 16,
+                 .n_head_kv = 8, .head_dim = 256, .n_ff = 2112, .n_vocab = 262144, .n_ctx_train = 262144,
+                 .rope_freq_base = 1000000.0f, .rms_eps = 1e-6f, .n_expert = 128, .n_expert_used = 8, .n_ff_exp = 704,
+                 .n_swa = 1024, .swa_period = 6, .softcap = 30.0f, .n_head_kv_global = 2, .head_dim_global = 512,
+                 .global_k_eq_v = true},
+      SynthShape{.name = "gemma4-e2b", .arch = "gemma4", .n_layer = 35, .n_embd = 1536, .n_head = 8, .n_head_kv = 1,
+                 .head_dim = 256, .n_ff = 6144, .n_vocab = 262144, .n_ctx_train = 131072, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_swa = 512, .swa_period = 5, .softcap = 30.0f, .n_head_kv_global = 1,
+                 .head_dim_global = 512, .n_embd_per_layer = 256, .n_kv_shared = 20, .n_ff_shared = 12288},
+      SynthShape{.name = "gemma4-e4b", .arch = "gemma4", .n_layer = 42, .n_embd = 2560, .n_head = 8, .n_head_kv = 2,
+                 .head_dim = 256, .n_ff = 10240, .n_vocab = 262144, .n_ctx_train = 131072, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_swa = 512, .swa_period = 6, .softcap = 30.0f, .n_head_kv_global = 2,
+                 .head_dim_global = 512, .n_embd_per_layer = 256, .n_kv_shared = 18},
+      SynthShape{.name = "gemma4-31b", .arch = "gemma4", .n_layer = 60, .n_embd = 5376, .n_head = 32, .n_head_kv = 16,
+                 .head_dim = 256, .n_ff = 21504, .n_vocab = 262144, .n_ctx_train = 262144, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_swa = 1024, .swa_period = 6, .softcap = 30.0f, .n_head_kv_global = 4,
+                 .head_dim_global = 512, .global_k_eq_v = true},
       // Tiny models for tests: every feature of the real ones at a few hundred KB.
       {"tiny-llama", "llama", 2, 64, 4, 2, 16, 128, 512, 2048, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 256},
       {"tiny-qwen3", "qwen3", 2, 64, 4, 2, 32, 96, 512, 2048, 1000000.0f, 1e-6f, true},
@@ -130,6 +180,17 @@ const std::vector<SynthShape>& synth_shapes() {
        32, 32, 2, 4, 16, 4, 4, 8},
       {"tiny-llama4", "llama4", 4, 64, 4, 2, 16, 128, 512, 16384, 500000.0f, 1e-5f, false, 16.0f, 1.0f, 1.0f, 256, 8, 1,
        32, 0, 0, 0, 0, 4, 4, 0, 2},
+      SynthShape{.name = "tiny-gemma3", .arch = "gemma3", .n_layer = 3, .n_embd = 64, .n_head = 2, .n_head_kv = 1,
+                 .head_dim = 32, .n_ff = 128, .n_vocab = 512, .n_ctx_train = 2048, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_swa = 4, .swa_period = 2, .rope_linear_factor = 8.0f},
+      SynthShape{.name = "tiny-gemma4e", .arch = "gemma4", .n_layer = 6, .n_embd = 64, .n_head = 4, .n_head_kv = 2,
+                 .head_dim = 16, .n_ff = 64, .n_vocab = 512, .n_ctx_train = 2048, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_swa = 4, .swa_period = 2, .softcap = 30.0f, .n_head_kv_global = 1,
+                 .head_dim_global = 32, .n_embd_per_layer = 8, .n_kv_shared = 2, .n_ff_shared = 128},
+      SynthShape{.name = "tiny-gemma4moe", .arch = "gemma4", .n_layer = 3, .n_embd = 64, .n_head = 4, .n_head_kv = 2,
+                 .head_dim = 16, .n_ff = 64, .n_vocab = 512, .n_ctx_train = 2048, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_expert = 8, .n_expert_used = 2, .n_ff_exp = 32, .n_swa = 4, .swa_period = 2,
+                 .softcap = 30.0f, .n_head_kv_global = 1, .head_dim_global = 32, .global_k_eq_v = true},
   };
   return shapes;
 }
@@ -306,6 +367,9 @@ std::vector<SpecialToken> special_tokens(const SynthShape& shape, size_t budget)
     const size_t n = std::min<size_t>(256, budget / 4);
     for (size_t i = out.size(); i < n; ++i)
       out.push_back({"<|reserved_special_token_" + std::to_string(i - 8) + "|>", 3});
+  } else if (shape.arch == "gemma3" || shape.arch == "gemma4") {
+    out = {{"<pad>", 3}, {"<eos>", 3}, {"<bos>", 3}, {"<unk>", 3}, {"<mask>", 4}, {"<start_of_turn>", 4},
+           {"<end_of_turn>", 4}};
   } else {
     out = {{"<|endoftext|>", 3},     {"<|im_start|>", 3},     {"<|im_end|>", 3},         {"<|object_ref_start|>", 3},
            {"<|object_ref_end|>", 3}, {"<|box_start|>", 3},   {"<|box_end|>", 3},        {"<|quad_start|>", 3},
@@ -361,8 +425,9 @@ Vocabulary build_vocabulary(const SynthShape& shape) {
   }
   for (const SpecialToken& s : specials) add(s.text, s.type);
   const bool llama = shape.arch == "llama" || shape.arch == "llama4";
-  v.bos = static_cast<uint32_t>(seen.at(llama ? "<|begin_of_text|>" : "<|endoftext|>"));
-  v.eos = static_cast<uint32_t>(seen.at(llama ? "<|end_of_text|>" : "<|im_end|>"));
+  const bool gemma = shape.arch == "gemma3" || shape.arch == "gemma4";
+  v.bos = static_cast<uint32_t>(seen.at(llama ? "<|begin_of_text|>" : gemma ? "<bos>" : "<|endoftext|>"));
+  v.eos = static_cast<uint32_t>(seen.at(llama ? "<|end_of_text|>" : gemma ? "<eos>" : "<|im_end|>"));
   return v;
 }
 
@@ -401,15 +466,113 @@ struct TensorPlan {
   std::vector<float> fixed;      // or fixed values (rope_freqs)
 };
 
+// Gemma's own metadata (architectures.md §10, §11), after the generic keys (which it overrides
+// where Gemma 4's global layers differ).
+void set_gemma_metadata(const SynthShape& s, gguf::Writer& w) {
+  const std::string a = s.arch + ".";
+  if (s.n_swa > 0) w.set(a + "attention.sliding_window", gguf::Value::of(s.n_swa));
+  w.set(a + "rope.freq_base_swa", gguf::Value::of(s.rope_freq_base_swa));
+  if (s.arch == "gemma3") {
+    if (s.swa_period != 6) w.set(a + "attention.sliding_window_pattern", gguf::Value::of(s.swa_period));
+    if (s.rope_linear_factor > 0) {
+      w.set(a + "rope.scaling.type", gguf::Value::of("linear"));
+      w.set(a + "rope.scaling.factor", gguf::Value::of(s.rope_linear_factor));
+    }
+    if (s.softcap > 0) w.set(a + "final_logit_softcapping", gguf::Value::of(s.softcap));
+    return;
+  }
+  std::vector<uint32_t> kv_heads;
+  std::vector<bool> sliding;
+  for (uint32_t il = 0; il < s.n_layer; ++il) {
+    kv_heads.push_back(s.is_global(il) ? s.n_head_kv_global : s.n_head_kv);
+    sliding.push_back(!s.is_global(il));
+  }
+  w.set(a + "attention.head_count_kv", gguf::Value::array(kv_heads));
+  w.set(a + "attention.sliding_window_pattern", gguf::Value::array(sliding));
+  w.set(a + "attention.key_length", gguf::Value::of(s.head_dim_global));
+  w.set(a + "attention.value_length", gguf::Value::of(s.head_dim_global));
+  w.set(a + "attention.key_length_swa", gguf::Value::of(s.head_dim));
+  w.set(a + "attention.value_length_swa", gguf::Value::of(s.head_dim));
+  w.set(a + "rope.dimension_count", gguf::Value::of(s.head_dim_global));
+  w.set(a + "rope.dimension_count_swa", gguf::Value::of(s.head_dim));
+  w.set(a + "final_logit_softcapping", gguf::Value::of(s.softcap));
+  w.set(a + "attention.shared_kv_layers", gguf::Value::of(s.n_kv_shared));
+  w.set(a + "embedding_length_per_layer_input", gguf::Value::of(s.n_embd_per_layer));
+  if (s.n_ff_shared > 0) {
+    std::vector<uint32_t> n_ff;
+    for (uint32_t il = 0; il < s.n_layer; ++il) n_ff.push_back(s.layer_n_ff(il));
+    w.set(a + "feed_forward_length", gguf::Value::array(n_ff));
+  }
+}
+
+// Appends the tensors of Gemma layer il (architectures.md §10, §11) to `plan`: matrices of
+// `type` N(0, 1/sqrt(fan_in)), norms and scales F32 N(1, 0.02), the router F32.
+void add_gemma_layer(const SynthShape& s, uint32_t il, quant::GgmlType type, std::vector<TensorPlan>& plan) {
+  const std::string p = "blk." + std::to_string(il) + ".";
+  const bool g4 = s.arch == "gemma4", global = g4 && s.is_global(il);
+  const int64_t d = s.n_embd, hd = global ? s.head_dim_global : s.head_dim, q = int64_t{s.n_head} * hd,
+                kv = int64_t{global ? s.n_head_kv_global : s.n_head_kv} * hd;
+  auto tensor = [&](const std::string& name, std::vector<int64_t> ne) {
+    const float sigma = 1.0f / std::sqrt(static_cast<float>(ne[0]));
+    plan.push_back({p + name, matrix_type(type, ne[0]), std::move(ne), 0.0f, sigma, {}});
+  };
+  auto norm = [&](const std::string& name, int64_t n) {
+    plan.push_back({p + name, quant::GgmlType::F32, {n}, 1.0f, 0.02f, {}});
+  };
+  const bool own_kv = il + s.n_kv_shared < s.n_layer;  // the last n_kv_shared layers have no K/V
+  const int64_t ff = s.layer_n_ff(il);
+  norm("attn_norm.weight", d);
+  tensor("attn_q.weight", {d, q});
+  if (own_kv) tensor("attn_k.weight", {d, kv});
+  if (own_kv && !(global && s.global_k_eq_v)) tensor("attn_v.weight", {d, kv});
+  tensor("attn_output.weight", {q, d});
+  norm("attn_q_norm.weight", hd);
+  if (own_kv) norm("attn_k_norm.weight", hd);
+  norm("post_attention_norm.weight", d);
+  norm("ffn_norm.weight", d);
+  tensor("ffn_gate.weight", {d, ff});
+  tensor("ffn_up.weight", {d, ff});
+  tensor("ffn_down.weight", {ff, d});
+  norm("post_ffw_norm.weight", d);
+  if (!g4) return;
+  norm("layer_output_scale.weight", 1);
+  if (s.n_embd_per_layer > 0) {
+    tensor("inp_gate.weight", {d, s.n_embd_per_layer});
+    tensor("proj.weight", {s.n_embd_per_layer, d});
+    norm("post_norm.weight", d);
+  }
+  if (s.n_expert > 0) {
+    const int64_t ne = s.n_expert, fe = s.n_ff_exp;
+    plan.push_back({p + "ffn_gate_inp.weight", quant::GgmlType::F32, {d, ne}, 0.0f,
+                    1.0f / std::sqrt(static_cast<float>(d)), {}});
+    norm("ffn_gate_inp.scale", d);
+    norm("pre_ffw_norm_2.weight", d);
+    norm("post_ffw_norm_1.weight", d);
+    norm("post_ffw_norm_2.weight", d);
+    tensor("ffn_gate_up_exps.weight", {d, 2 * fe, ne});
+    tensor("ffn_down_exps.weight", {fe, d, ne});
+    norm("ffn_down_exps.scale", ne);
+  }
+}
+
+// Gemma 4's proportional RoPE factors (§11): 1 on the rotated pairs, 1e30 (no rotation) after.
+std::vector<float> gemma4_rope_factors(const SynthShape& s) {
+  std::vector<float> f(s.head_dim_global / 2, 1e30f);
+  const size_t n_rotated = static_cast<size_t>(static_cast<float>(s.head_dim_global) * s.partial_rotary / 2.0f);
+  for (size_t i = 0; i < n_rotated && i < f.size(); ++i) f[i] = 1.0f;
+  return f;
+}
+
 }  // namespace
 
 void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string& path) {
+  const bool gemma = s.arch == "gemma3" || s.arch == "gemma4";
   if (s.arch != "llama" && s.arch != "llama4" && s.arch != "qwen3" && s.arch != "qwen3moe" && s.arch != "qwen35" &&
-      s.arch != "qwen35moe" && s.arch != "qwen3next")
+      s.arch != "qwen35moe" && s.arch != "qwen3next" && !gemma)
     throw Error("cannot synthesize architecture '" + s.arch + "'");
   const bool next = s.arch == "qwen3next";
   const bool llama4 = s.arch == "llama4";
-  const bool moe = s.arch == "qwen3moe" || s.arch == "qwen35moe" || next || llama4;
+  const bool moe = s.arch == "qwen3moe" || s.arch == "qwen35moe" || next || llama4 || (s.arch == "gemma4" && s.n_expert > 0);
   const bool hybrid = s.arch == "qwen35" || s.arch == "qwen35moe" || next;
   if (moe && (s.n_expert == 0 || s.n_expert_used == 0 || s.n_expert_used > s.n_expert || s.n_ff_exp == 0))
     throw Error("shape " + s.name + ": a " + s.arch + " model needs 0 < experts used <= experts and an expert width");
@@ -467,18 +630,20 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
     w.set(a + "rope.dimension_count", gguf::Value::of(n_rot));
   }
   if (llama4) w.set(a + "interleave_moe_layer_step", gguf::Value::of(s.moe_step));
+  if (gemma) set_gemma_metadata(s, w);
   w.set("general.file_type", gguf::Value::of(file_type_of(opt.type)));
   w.set("general.quantization_version", gguf::Value::of(uint32_t{2}));
 
   const Vocabulary vocab = build_vocabulary(s);
   w.set("tokenizer.ggml.model", gguf::Value::of("gpt2"));
-  w.set("tokenizer.ggml.pre", gguf::Value::of(s.arch == "llama" ? "llama-bpe" : llama4 ? "llama4" : "qwen2"));
+  w.set("tokenizer.ggml.pre",
+        gguf::Value::of(s.arch == "llama" ? "llama-bpe" : llama4 ? "llama4" : gemma ? "default" : "qwen2"));
   w.set("tokenizer.ggml.tokens", gguf::Value::array(vocab.tokens));
   w.set("tokenizer.ggml.token_type", gguf::Value::array(vocab.types));
   w.set("tokenizer.ggml.merges", gguf::Value::array(vocab.merges));
   w.set("tokenizer.ggml.bos_token_id", gguf::Value::of(vocab.bos));
   w.set("tokenizer.ggml.eos_token_id", gguf::Value::of(vocab.eos));
-  w.set("tokenizer.ggml.add_bos_token", gguf::Value::of(s.arch == "llama" || llama4));
+  w.set("tokenizer.ggml.add_bos_token", gguf::Value::of(s.arch == "llama" || llama4 || gemma));
 
   // Tensors, in the order llama.cpp's converter writes them.
   const int64_t d = s.n_embd, q = int64_t{s.n_head} * s.head_dim, kv = int64_t{s.n_head_kv} * s.head_dim;
@@ -495,6 +660,16 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
   };
   if (s.rope_factor > 0)
     plan.push_back({"rope_freqs.weight", quant::GgmlType::F32, {s.head_dim / 2}, 0, 0, llama3_rope_factors(s)});
+  bool gemma4_global = false;
+  for (uint32_t il = 0; il < s.n_layer; ++il) gemma4_global = gemma4_global || (s.arch == "gemma4" && s.is_global(il));
+  if (gemma4_global)
+    plan.push_back({"rope_freqs.weight", quant::GgmlType::F32, {s.head_dim_global / 2}, 0, 0, gemma4_rope_factors(s)});
+  if (s.n_embd_per_layer > 0) {  // gemma4 per-layer embeddings (E2B/E4B)
+    const int64_t ple = int64_t{s.n_embd_per_layer} * s.n_layer;
+    matrix("per_layer_token_embd.weight", ple, s.n_vocab, 1.0f / std::sqrt(static_cast<float>(s.n_embd_per_layer)));
+    matrix("per_layer_model_proj.weight", d, ple, s_d);
+    norm("per_layer_proj_norm.weight", s.n_embd_per_layer);
+  }
   matrix("token_embd.weight", d, s.n_vocab, s_d);
   if (!s.tied_embeddings) matrix("output.weight", d, s.n_vocab, s_d);
   norm("output_norm.weight", d);
@@ -546,6 +721,10 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
     }
   }
   for (uint32_t il = 0; !hybrid && il < s.n_layer; ++il) {
+    if (gemma) {
+      add_gemma_layer(s, il, opt.type, plan);
+      continue;
+    }
     const std::string p = "blk." + std::to_string(il) + ".";
     norm(p + "attn_norm.weight", d);
     matrix(p + "attn_q.weight", d, q, s_d);

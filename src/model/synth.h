@@ -2,7 +2,7 @@
 // tests): deterministic from a seed, streamed to disk so multi-GB files need little memory.
 // Shapes: ../shared/docs/architectures.md §12. Tensor names and metadata keys as llama.cpp's
 // converter writes them (§2 llama, §3 llama4, §5 qwen3, §6 qwen3moe, §7-§9 qwen35 / qwen35moe /
-// qwen3next without the MTP block).
+// qwen3next without the MTP block, §10 gemma3, §11 gemma4).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,7 @@ namespace hearth::model {
 /// The hyper-parameters of a model to synthesize.
 struct SynthShape {
   std::string name;        ///< "llama3.2-1b", "qwen3-1.7b", "tiny-llama", ...
-  std::string arch;        ///< "llama", "llama4", "qwen3", "qwen3moe", "qwen35", "qwen35moe" or "qwen3next"
+  std::string arch;  ///< "llama", "llama4", "qwen3", "qwen3moe", "qwen35", "qwen35moe", "qwen3next", "gemma3", "gemma4"
   uint32_t n_layer = 0;
   uint32_t n_embd = 0;
   uint32_t n_head = 0;
@@ -32,7 +32,8 @@ struct SynthShape {
   /// llama3 RoPE frequency factors (rope_freqs.weight); factor 0 = none.
   float rope_factor = 0.0f, rope_low_freq = 1.0f, rope_high_freq = 4.0f;
   uint32_t rope_orig_ctx = 8192;
-  /// Mixture of experts (qwen3moe, llama4): experts per layer, used per token, expert FFN width.
+  /// Mixture of experts (qwen3moe, llama4, qwen35moe, gemma4): experts per layer, used per token,
+  /// expert FFN width.
   uint32_t n_expert = 0, n_expert_used = 0, n_ff_exp = 0;
   /// qwen35moe: width of the shared expert (expert_shared_feed_forward_length).
   uint32_t n_ff_shexp = 0;
@@ -47,6 +48,27 @@ struct SynthShape {
   /// llama4: layer il is a MoE layer (routed experts + a shared expert of width n_ff_exp) when
   /// (il + 1) % moe_step == 0, else dense of width n_ff (interleave_moe_layer_step).
   uint32_t moe_step = 0;
+  // Gemma fields last: the positional shape tables above fill the fields before them.
+  /// Gemma (gemma3 §10, gemma4 §11): sliding window W (0: every layer global) and its period P
+  /// (layer il is global iff il % P == P - 1), RoPE base of the sliding layers, gemma3's linear
+  /// RoPE factor on the global layers (0: none), final logit soft-capping (0: none).
+  uint32_t n_swa = 0, swa_period = 0;
+  float rope_freq_base_swa = 10000.0f, rope_linear_factor = 0.0f, softcap = 0.0f;
+  /// gemma4 global layers: KV heads, head dim, K = V (no attn_v), and the rotated share of
+  /// their head (rope_freqs: 1 on the first head_dim_global·partial_rotary/2 pairs, 1e30 after).
+  uint32_t n_head_kv_global = 0, head_dim_global = 0;
+  bool global_k_eq_v = false;
+  float partial_rotary = 0.25f;
+  /// gemma4 E2B/E4B: per-layer-embedding width (0: none), the last n_kv_shared layers read an
+  /// earlier layer's KV cache, and their FFN width when it differs (double-wide MLP; 0: n_ff).
+  uint32_t n_embd_per_layer = 0, n_kv_shared = 0, n_ff_shared = 0;
+
+  /// Gemma: FFN width of layer il.
+  uint32_t layer_n_ff(uint32_t il) const {
+    return n_ff_shared > 0 && il + n_kv_shared >= n_layer ? n_ff_shared : n_ff;
+  }
+  /// Gemma: whether layer il is a global (full-attention) layer.
+  bool is_global(uint32_t il) const { return n_swa == 0 || (swa_period > 0 && il % swa_period == swa_period - 1); }
 
   /// Number of weights the file will hold.
   uint64_t n_params() const;

@@ -71,6 +71,56 @@ TEST(Ops, SoftmaxAndSwiglu) {
   }
 }
 
+double gelu_exact(double x) {
+  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+TEST(Ops, GeluIsTheTanhFormulaAtF16Precision) {
+  // ggml's CPU GELU (GGML_GELU_FP16): input and output pass through F16, so the result is the
+  // §1.1 formula within F16 rounding of the input (|gelu'| <= 1.13) and of the output; it is
+  // 0 at and below -10 and the identity at and above 10.
+  std::mt19937 rng(11);
+  auto x = randn(4096, rng, 3.0f);
+  x.insert(x.end(), {-10.0f, -10.5f, -30.0f, 10.0f, 12.345678f, 1e6f, 0.0f, -9.99f, 9.99f, 1e-6f});
+  std::vector<float> y(x.size());
+  gelu(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (x[i] <= -10.0f) {
+      EXPECT_EQ(y[i], 0.0f) << x[i];
+    } else if (x[i] >= 10.0f) {
+      EXPECT_EQ(y[i], x[i]);
+    } else {
+      const double want = gelu_exact(x[i]);
+      EXPECT_NEAR(y[i], want, 1.2 * std::abs(x[i]) * 0x1p-11 + std::abs(want) * 0x1p-11 + 1e-7) << x[i];
+      EXPECT_EQ(y[i], quant::round_to_fp16(y[i])) << "not an F16 value: " << x[i];
+    }
+  }
+  // In place, and geglu multiplies by up (0 exactly below -10).
+  auto z = x;
+  gelu(z.data(), z.data(), static_cast<int64_t>(z.size()));
+  EXPECT_EQ(z, y);
+  const auto u = randn(x.size(), rng);
+  std::vector<float> g(x.size());
+  geglu(x.data(), u.data(), g.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(g[i], x[i] <= -10.0f ? 0.0f : y[i] * u[i]) << x[i];
+}
+
+TEST(Ops, SoftcapScaleAndMul) {
+  std::vector<float> x{-1000.0f, -45.0f, -1.0f, 0.0f, 0.5f, 29.0f, 60.0f, 1e9f};
+  auto y = x;
+  softcap(y.data(), static_cast<int64_t>(y.size()), 30.0f);
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_NEAR(y[i], 30.0 * std::tanh(x[i] / 30.0), 1e-5) << x[i];
+    EXPECT_LE(std::abs(y[i]), 30.0f);
+  }
+  EXPECT_FLOAT_EQ(y[4], 30.0 * std::tanh(0.5 / 30.0));  // ~identity for small logits
+  std::vector<float> a{1.0f, -2.0f, 3.0f}, b{0.5f, 4.0f, -1.0f};
+  scale(a.data(), 3, 2.0f);
+  EXPECT_EQ(a, (std::vector<float>{2.0f, -4.0f, 6.0f}));
+  mul_inplace(a.data(), b.data(), 3);
+  EXPECT_EQ(a, (std::vector<float>{1.0f, -16.0f, -6.0f}));
+}
+
 // Naive RoPE straight from architectures.md §1.3 (double precision, θ_i = base^(-2i/n_rot)).
 void rope_reference(std::vector<double>& v, int n_rot, double base, double pos, bool neox, const float* ff,
                     double freq_scale) {

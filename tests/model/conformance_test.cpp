@@ -315,6 +315,10 @@ std::vector<Case> all_cases() {
   // of 512 and the last 128 positions one token at a time. About 15 s with AVX-512 and 20-40 s
   // with AVX2 on 2 threads, but 55-100 s with the scalar kernels: skipped there.
   out.push_back({"llama4-F16", "s8256", 8128, false});
+  // Gemma: only F16 files; the sliding window (16) makes s64 and s150 cross it (full rows at
+  // W-1 and W included).
+  for (const char* model : {"gemma3-F16", "gemma4-F16", "gemma4moe-F16"})
+    for (const char* seq : {"s7", "s64", "s150"}) out.push_back({model, seq});
   return out;
 }
 

@@ -177,8 +177,73 @@ TEST(Model, Llama4MissingTensorsAndKeysAreNamed) {
                     "llama4.rope.dimension_count 16");
 }
 
+TEST(Model, GemmaLayersAndTheirKvCache) {
+  // gemma3: layers 0-4 slide over 16 positions (sliding_window 16, default period 6), layer 5 is
+  // global; one KV head of 128.
+  const auto g3 = Model::load(kModels + "gemma3-F16.gguf");
+  const std::vector<KvLayerSpec> s3 = g3->arch().kv_layers();
+  ASSERT_EQ(s3.size(), 6u);
+  for (size_t il = 0; il < 6; ++il) {
+    EXPECT_EQ(s3[il].n_embd_k, 128u);
+    EXPECT_EQ(s3[il].n_embd_v, 128u);
+    const AttnWindow want = il < 5 ? AttnWindow{AttnWindow::Kind::kSliding, 16} : AttnWindow{};
+    EXPECT_EQ(s3[il].window, want) << il;
+  }
+  // gemma4: sliding layers 2 KV heads x 64, the global layer (sliding_window_pattern false) 1 x 128.
+  const auto g4 = Model::load(kModels + "gemma4moe-F16.gguf");
+  EXPECT_EQ(g4->hparams().n_head_kv, (std::vector<uint32_t>{2, 2, 2, 2, 2, 1}));
+  const std::vector<KvLayerSpec> s4 = g4->arch().kv_layers();
+  ASSERT_EQ(s4.size(), 6u);
+  for (size_t il = 0; il < 6; ++il) {
+    EXPECT_EQ(s4[il].n_embd_k, il < 5 ? 2u * 64u : 128u);
+    EXPECT_EQ(s4[il].window.kind, il < 5 ? AttnWindow::Kind::kSliding : AttnWindow::Kind::kFull);
+  }
+  // Without the sliding window key, every gemma3 layer is global.
+  const std::string src = kModels + "gemma3-F16.gguf";
+  const auto full = Model::load(
+      rewrite(src, "gemma3-noswa.gguf", [](gguf::Writer& w) { w.remove("gemma3.attention.sliding_window"); }));
+  for (const KvLayerSpec& s : full->arch().kv_layers()) EXPECT_EQ(s.window, AttnWindow{});
+}
+
+TEST(Model, MissingGemmaTensorsAndKeysAreNamed) {
+  const std::string g3 = kModels + "gemma3-F16.gguf", g4 = kModels + "gemma4-F16.gguf",
+                    moe = kModels + "gemma4moe-F16.gguf";
+  const auto drop = [](const std::string& src, const std::string& name) {
+    return rewrite(src, "gemma-missing.gguf", [](gguf::Writer&) {},
+                   [name](const std::string& n) { return n != name; });
+  };
+  const auto remove_key = [](const std::string& src, const std::string& key) {
+    return rewrite(src, "gemma-nokey.gguf", [key](gguf::Writer& w) { w.remove(key); });
+  };
+  for (const char* name : {"blk.5.post_ffw_norm.weight", "blk.2.attn_v.weight", "blk.0.attn_q_norm.weight",
+                           "blk.3.post_attention_norm.weight"})
+    expect_load_error(drop(g3, name), "tensor '" + std::string(name) + "' is missing");
+  // gemma4 global layers may lack attn_v (K = V), gemma3 layers may not; gemma4 needs rope_freqs.
+  for (const char* name :
+       {"rope_freqs.weight", "blk.0.attn_k_norm.weight", "blk.4.attn_k.weight", "blk.1.ffn_up.weight"})
+    expect_load_error(drop(g4, name), "tensor '" + std::string(name) + "' is missing");
+  for (const char* name : {"blk.3.ffn_gate_inp.scale", "blk.0.pre_ffw_norm_2.weight", "blk.1.ffn_down_exps.weight",
+                           "blk.2.post_ffw_norm_1.weight", "blk.5.post_ffw_norm_2.weight"})
+    expect_load_error(drop(moe, name), "tensor '" + std::string(name) + "' is missing");
+  for (const char* key : {"gemma4.attention.key_length_swa", "gemma4.attention.sliding_window",
+                          "gemma4.attention.sliding_window_pattern", "gemma4.embedding_length_per_layer_input"})
+    expect_load_error(remove_key(g4, key), std::string("'") + key + "' is missing");
+  // Without expert_feed_forward_length the expert width is n_ff / n_used = 256 / 2 = 128.
+  expect_load_error(remove_key(moe, "gemma4.expert_feed_forward_length"),
+                    "tensor 'blk.0.ffn_gate_up_exps.weight' has shape [128, 128, 8], expected [128, 256, 8]");
+  expect_load_error(remove_key(moe, "gemma4.expert_count"), "gemma4.expert_count");
+}
+
 TEST(Model, UnsupportedArchitectureAndTypeAreNamed) {
-  expect_load_error(kModels + "gemma3-F16.gguf", "unsupported architecture 'gemma3'");
+  // The llama reference model relabelled as an architecture hearth does not run.
+  expect_load_error(rewrite(kModels + "llama-F16.gguf", "falcon.gguf",
+                            [](gguf::Writer& w) {
+                              const gguf::File f = gguf::File::open(kModels + "llama-F16.gguf");
+                              for (const auto& [k, v] : f.metadata())
+                                if (k.rfind("llama.", 0) == 0) w.set("falcon." + k.substr(6), v);
+                              w.set("general.architecture", gguf::Value::of("falcon"));
+                            }),
+                    "unsupported architecture 'falcon'");
   // NVFP4 (a format hearth cannot compute with yet), on a row of 256 elements.
   expect_load_error(rewrite(kModels + "llama-F16.gguf", "nvfp4.gguf", [](gguf::Writer&) {}, nullptr, nullptr,
                             [](const gguf::TensorInfo& t) {
@@ -328,6 +393,54 @@ TEST(Synth, Llama4ModelRunsAndCanBeCutToItsFirstLayers) {
   EXPECT_NEAR(static_cast<double>(two.n_params() - embd) / 2, 2.2e9, 0.05e9);  // ~2.2B per Scout layer
 }
 
+TEST(Synth, GemmaModelsLoadAndRun) {
+  for (const char* name : {"tiny-gemma3", "tiny-gemma4moe"}) {
+    const SynthShape& shape = find_synth_shape(name);
+    const std::string path = temp_path(std::string(name) + ".gguf");
+    SynthOptions opt;
+    opt.type = quant::GgmlType::Q8_0;
+    synthesize(shape, opt, path);
+    const auto m = Model::load(path);
+    EXPECT_EQ(m->hparams().arch, shape.arch);
+    EXPECT_EQ(m->n_params(), shape.n_params()) << name;
+    // Layers 0 and 2 slide over 4 positions, layer 1 is global (period 2).
+    const std::vector<KvLayerSpec> kv = m->arch().kv_layers();
+    ASSERT_EQ(kv.size(), 3u);
+    EXPECT_EQ(kv[0].window, (AttnWindow{AttnWindow::Kind::kSliding, 4}));
+    EXPECT_EQ(kv[1].window, AttnWindow{});
+    EXPECT_EQ(kv[2].window, (AttnWindow{AttnWindow::Kind::kSliding, 4}));
+    if (shape.arch == "gemma4") {
+      // Global layer: 1 KV head of 32 and no attn_v (K = V); sliding layers 2 x 16.
+      EXPECT_EQ(kv[1].n_embd_k, 32u);
+      EXPECT_EQ(kv[0].n_embd_k, 32u);
+      EXPECT_EQ(m->file().find_tensor("blk.1.attn_v.weight"), nullptr);
+      ASSERT_NE(m->file().find_tensor("blk.0.attn_v.weight"), nullptr);
+      EXPECT_EQ(m->file().find_tensor("blk.2.ffn_gate_up_exps.weight")->shape_string(), "[64, 64, 8]");
+      const gguf::TensorInfo* rf = m->file().find_tensor("rope_freqs.weight");
+      ASSERT_NE(rf, nullptr);
+      const float* f = reinterpret_cast<const float*>(m->file().tensor_data(*rf).data());
+      EXPECT_EQ(f[3], 1.0f);   // 32 · 0.25 / 2 = 4 rotated pairs
+      EXPECT_EQ(f[4], 1e30f);
+    }
+    runtime::ContextParams cp;
+    cp.n_ctx = 64;
+    runtime::Context ctx(m, cp);
+    const std::vector<int32_t> ids = m->tokenizer().encode("We the People of the United States", false, false);
+    ASSERT_GT(ids.size(), 4u);  // longer than the window
+    const auto logits = runtime::evaluate(ctx, ids, false);
+    float lo = 1e30f, hi = -1e30f;
+    for (float x : logits) {
+      ASSERT_TRUE(std::isfinite(x));
+      lo = std::min(lo, x);
+      hi = std::max(hi, x);
+    }
+    EXPECT_GT(hi - lo, 1.0f) << name;
+    if (shape.softcap > 0) {
+      EXPECT_LE(std::max(hi, -lo), shape.softcap);
+    }
+  }
+}
+
 TEST(Synth, RealShapesHaveTheirRealSizes) {
   // Llama 4 Scout: 109B parameters (the model card counts the vision encoder, ~1B, that the
   // text-only GGUF lacks), 17B active; Maverick: 400B, 17B active.
@@ -335,6 +448,12 @@ TEST(Synth, RealShapesHaveTheirRealSizes) {
   EXPECT_NEAR(static_cast<double>(find_synth_shape("llama4-scout").n_active_params()), 17e9, 0.3e9);
   EXPECT_NEAR(static_cast<double>(find_synth_shape("llama4-maverick").n_params()), 400e9, 1.5e9);
   EXPECT_NEAR(static_cast<double>(find_synth_shape("llama4-maverick").n_active_params()), 17e9, 0.3e9);
+  // Gemma 3 1B: 999,885,952 parameters (Hugging Face safetensors total). Gemma 4 26B-A4B: 25.2B
+  // total, 3.8B active; Gemma 4 31B: 30.7B (model cards; architectures.md §12.4 shapes).
+  EXPECT_EQ(find_synth_shape("gemma3-1b").n_params(), 999885952u);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("gemma4-26b-a4b").n_params()), 25.2e9, 0.1e9);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("gemma4-26b-a4b").n_active_params()), 3.8e9, 0.1e9);
+  EXPECT_NEAR(static_cast<double>(find_synth_shape("gemma4-31b").n_params()), 30.7e9, 0.2e9);
   // Qwen3-30B-A3B: 30.5B parameters, 3.3B activated (Hugging Face model card).
   EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-30b-a3b").n_params()), 30.5e9, 0.1e9);
   EXPECT_NEAR(static_cast<double>(find_synth_shape("qwen3-30b-a3b").n_active_params()), 3.3e9, 0.1e9);

@@ -329,6 +329,89 @@ struct MoeBlock {
   }
 };
 
+double gelu_exact(double x) {
+  return 0.5 * x * (1.0 + std::tanh(std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x)));
+}
+
+// Gemma 4's MoE (architectures.md §11) in double: routed on router·r (not h), GeGLU experts of h,
+// each expert's output times scale[e], then its renormalised weight.
+std::vector<double> reference_gemma4(const MoeBlock& b, const float* h, const float* r, const float* scale) {
+  std::vector<float> logits(static_cast<size_t>(b.n_expert));
+  for (int e = 0; e < b.n_expert; ++e) {
+    double s = 0;
+    for (int i = 0; i < b.d; ++i) s += static_cast<double>(b.router[static_cast<size_t>(e * b.d + i)]) * r[i];
+    logits[static_cast<size_t>(e)] = static_cast<float>(s);
+  }
+  std::vector<int> ids;
+  std::vector<double> w;
+  reference_route(logits.data(), b.n_expert, b.k, true, ids, w);
+  std::vector<double> y(static_cast<size_t>(b.d), 0.0);
+  const size_t d = static_cast<size_t>(b.d), f = static_cast<size_t>(b.f);
+  for (int s = 0; s < b.k; ++s) {
+    const size_t e = static_cast<size_t>(ids[static_cast<size_t>(s)]);
+    std::vector<double> a(f);
+    for (size_t j = 0; j < f; ++j) {
+      double g = 0, u = 0;
+      for (size_t i = 0; i < d; ++i) {
+        g += static_cast<double>(b.gate[(e * f + j) * d + i]) * h[i];
+        u += static_cast<double>(b.up[(e * f + j) * d + i]) * h[i];
+      }
+      a[j] = gelu_exact(g) * u;
+    }
+    for (size_t o = 0; o < d; ++o) {
+      double acc = 0;
+      for (size_t j = 0; j < f; ++j) acc += static_cast<double>(b.down[(e * d + o) * f + j]) * a[j];
+      y[o] += w[static_cast<size_t>(s)] * scale[e] * acc;
+    }
+  }
+  return y;
+}
+
+TEST(Moe, FusedGateUpGeluExpertScalesAndOwnRouterInput) {
+  // Gemma 4: one ffn_gate_up_exps stack (per expert: the f gate rows, then the f up rows), GeGLU,
+  // ffn_down_exps.scale per expert, and a router that reads another input than the experts.
+  kernels::ThreadPool pool(2);
+  MoeBlock b(8, 2, quant::GgmlType::F32);
+  std::vector<float> gate_up;
+  for (int e = 0; e < b.n_expert; ++e) {
+    const auto rows = [&](const std::vector<float>& m) {
+      gate_up.insert(gate_up.end(), m.begin() + int64_t{e} * b.f * b.d, m.begin() + int64_t{e + 1} * b.f * b.d);
+    };
+    rows(b.gate);
+    rows(b.up);
+  }
+  std::vector<float> scale(static_cast<size_t>(b.n_expert));
+  for (int e = 0; e < b.n_expert; ++e) scale[static_cast<size_t>(e)] = 0.5f + 0.25f * static_cast<float>(e);
+  MoeFfn m = b.view;
+  m.gate = m.up = kernels::MatrixView{};
+  m.gate_up = MoeBlock::matrix(quant::GgmlType::F32, reinterpret_cast<const uint8_t*>(gate_up.data()), b.d,
+                               int64_t{2} * b.f * b.n_expert);
+  m.gelu = true;
+  m.down_scale = scale.data();
+  const int64_t n = 23;
+  const std::vector<float> h = random_vector(static_cast<size_t>(n * b.d), 21);
+  const std::vector<float> r = random_vector(static_cast<size_t>(n * b.d), 22);
+  ForwardState st;
+  st.pool = &pool;
+  UBatch ub;
+  ub.n_tokens = n;
+  Compute c(ub, st);
+  std::vector<float> out(static_cast<size_t>(n * b.d));
+  c.moe_ffn(h.data(), m, out.data(), r.data());
+  double max_diff = 0, max_ref = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    const std::vector<double> ref = reference_gemma4(b, h.data() + t * b.d, r.data() + t * b.d, scale.data());
+    for (int o = 0; o < b.d; ++o) {
+      max_diff = std::max(max_diff, std::abs(ref[static_cast<size_t>(o)] - out[static_cast<size_t>(t * b.d + o)]));
+      max_ref = std::max(max_ref, std::abs(ref[static_cast<size_t>(o)]));
+    }
+  }
+  // GELU goes through F16 (kernels::gelu): a few 1e-4 relative, far below what a swapped gate/up,
+  // a missing scale or routing on h would change.
+  EXPECT_GT(max_ref, 0.1);
+  EXPECT_LT(max_diff, 2e-3 * max_ref);
+}
+
 // Runs Compute::moe_ffn on n rows of h.
 std::vector<float> run_moe(const MoeBlock& b, const float* h, int64_t n, ForwardState& st) {
   UBatch ub;

@@ -45,7 +45,7 @@ TEST_P(MemoryPlanTest, PredictedBytesEqualTheContextsAllocation) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ReferenceModels, MemoryPlanTest,
-                         testing::Values("llama-Q4_K_M", "qwen3-F16", "qwen3moe-Q8_0", "qwen35-Q4_K_M",
+                         testing::Values("llama-Q4_K_M", "qwen3-F16", "qwen3moe-Q8_0", "qwen35-Q4_K_M", "gemma3-F16", "llama4-F16",
                                          "qwen35moe-F16"),
                          [](const testing::TestParamInfo<std::string>& info) {
                            std::string n = info.param;
@@ -62,6 +62,19 @@ TEST(MemoryPlan, FullAttentionKvIsCellsTimesWidths) {
   // qwen3-F16: 3 layers, 2 KV heads x 128 for K and for V, 2 bytes each.
   EXPECT_EQ(plan.kv_bytes, 3u * 1000 * (256 + 256) * 2);
   EXPECT_THROW(plan_memory(*model, 0, 512, 1), Error);
+}
+
+TEST(MemoryPlan, SlidingWindowLayersKeepTheirWindowPlusAMicroBatch) {
+  // gemma3-F16: 5 sliding layers (window 16) and 1 global, one KV head of 128 (K and V).
+  const auto model = model::Model::load(kModels + "gemma3-F16.gguf");
+  const MemoryPlan plan = plan_memory(*model, 8192, 512, 1);
+  ASSERT_EQ(plan.rows.size(), 2u);
+  EXPECT_EQ(plan.rows[0].kind, "sliding window 16");
+  EXPECT_EQ(plan.rows[0].n_layers, 5u);
+  EXPECT_EQ(plan.rows[0].kv_cells, 16u + 512u);
+  EXPECT_EQ(plan.rows[0].kv_bytes, 5u * (16 + 512) * 256 * 2);
+  EXPECT_EQ(plan.rows[1].kind, "full attention");
+  EXPECT_EQ(plan.rows[1].kv_bytes, 8192u * 256 * 2);
 }
 
 TEST(MemoryPlan, GatedDeltaNetLayersKeepAFixedStatePerSequence) {
