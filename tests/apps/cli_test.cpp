@@ -34,10 +34,16 @@ struct Result {
 // Copies the GGUF file `src` to `dst` with tensor `name` retyped to `type` (its data cut or
 // zero-padded to the new size): a file whose only fault is one tensor type.
 std::string with_tensor_type(const std::string& src, const std::string& dst, const std::string& name,
-                             hearth::quant::GgmlType type) {
+                             hearth::quant::GgmlType type, const std::string& arch = "") {
   const hearth::gguf::File f = hearth::gguf::File::open(src);
   hearth::gguf::Writer w;
-  for (const auto& [k, v] : f.metadata()) w.set(k, v);
+  const std::string from = *f.get<std::string>("general.architecture");
+  for (const auto& [k, v] : f.metadata()) {
+    // With `arch`: the file relabelled as that architecture (its keys renamed).
+    if (!arch.empty() && k.rfind(from + ".", 0) == 0) w.set(arch + k.substr(from.size()), v);
+    else w.set(k, v);
+  }
+  if (!arch.empty()) w.set("general.architecture", hearth::gguf::Value::of(arch));
   for (const hearth::gguf::TensorInfo& t : f.tensors())
     w.add_tensor(t.name, t.name == name ? type : t.type, std::vector<int64_t>(t.ne.begin(), t.ne.begin() + t.n_dims));
   w.begin(dst);
@@ -228,7 +234,11 @@ TEST_F(CliWithTinyModel, ErrorsAreOneClearLine) {
   const std::string not_gguf = temp_path("not.gguf");
   std::ofstream(not_gguf) << "this is not a model";
   expect_error(hearth({"run", not_gguf, "-p", "hi"}), "not a GGUF file");
-  expect_error(hearth({"run", kModels + "gemma3-F16.gguf", "-p", "hi"}), "unsupported architecture 'gemma3'");
+  expect_error(hearth({"run",
+                       with_tensor_type(kModels + "llama-F16.gguf", temp_path("falcon.gguf"), "", hearth::quant::GgmlType::F16,
+                                        "falcon"),
+                       "-p", "hi"}),
+               "unsupported architecture 'falcon'");
   expect_error(hearth({"run", with_tensor_type(kModels + "qwen3-F16.gguf", temp_path("nvfp4.gguf"), "blk.0.ffn_up.weight",
                                                hearth::quant::GgmlType::NVFP4),
                        "-p", "hi"}),
