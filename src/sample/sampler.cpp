@@ -35,6 +35,12 @@ void Sampler::accept(int32_t token) {
 void Sampler::reset() {
   history_.clear();
   rng_.seed(params_.seed);
+  if (grammar_) grammar_->reset();
+}
+
+void Sampler::set_grammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab) {
+  if (!grammar || !vocab) throw Error("set_grammar: a grammar and its vocabulary are both needed");
+  grammar_.emplace(std::move(grammar), std::move(vocab));
 }
 
 void Sampler::apply_penalties(std::vector<Candidate>& c, const std::deque<int32_t>& history, float repeat,
@@ -102,8 +108,22 @@ void Sampler::temperature(std::vector<Candidate>& c, float t) {
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) throw Error("cannot sample from an empty row of logits");
-  cand_.resize(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) cand_[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+  if (grammar_) {
+    // The grammar first (llama.cpp's grammar sampler): only the tokens it allows stay candidates.
+    grammar_->fill_allowed(allowed_);
+    if (allowed_.size() != logits.size()) {
+      throw Error("grammar: the vocabulary has " + std::to_string(allowed_.size()) + " tokens but the logits " +
+                  std::to_string(logits.size()));
+    }
+    cand_.clear();
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (allowed_[i]) cand_.push_back({static_cast<int32_t>(i), logits[i], 0.0f});
+    }
+    if (cand_.empty()) throw Error("grammar: no token of the vocabulary can continue the grammar here");
+  } else {
+    cand_.resize(logits.size());
+    for (size_t i = 0; i < logits.size(); ++i) cand_[i] = {static_cast<int32_t>(i), logits[i], 0.0f};
+  }
   apply_penalties(cand_, history_, params_.repeat_penalty, params_.frequency_penalty, params_.presence_penalty);
   int32_t token;
   if (params_.temp <= 0.0f) {
@@ -128,6 +148,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
       }
     }
   }
+  if (grammar_ && !grammar_->accept_token(token)) throw Error("grammar: the sampled token was rejected");
   accept(token);
   return token;
 }

@@ -1,13 +1,18 @@
-// Token sampling: penalties, top-k, top-p, min-p, temperature, seeded draw.
+// Token sampling: an optional grammar (grammar.h), penalties, top-k, top-p, min-p, temperature,
+// seeded draw.
 // The chain order and the formulas are llama.cpp's defaults (common/sampling): penalties →
 // top-k → top-p → min-p → temperature → draw; temperature <= 0 means greedy (argmax).
 #pragma once
 
 #include <cstdint>
 #include <deque>
+#include <memory>
+#include <optional>
 #include <random>
 #include <span>
 #include <vector>
+
+#include "sample/grammar.h"
 
 namespace hearth::sample {
 
@@ -43,11 +48,24 @@ class Sampler {
 
   /// Picks the next token from one row of logits (n_vocab floats) and records it in the
   /// history used by the penalties. Same seed, settings and logits give the same tokens.
+  /// With a grammar (set_grammar), throws Error if logits.size() is not the vocabulary's size or
+  /// if the grammar allows no token at all.
   int32_t sample(std::span<const float> logits);
+
+  /// Constrains the following draws to `grammar` over `vocab`, applied before the chain as
+  /// llama.cpp's grammar sampler is: tokens the grammar cannot take next are dropped from the
+  /// candidates (as if their logit were -inf), end-of-generation tokens are kept only once the
+  /// grammar is complete, and sample() advances the grammar with the token it picks (accept()
+  /// does not: prompt tokens are not grammar text). Throws Error if either is null.
+  void set_grammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab);
+  /// Removes the grammar: sampling is exactly as without one.
+  void clear_grammar() { grammar_.reset(); }
+  /// The grammar's matcher (its state after the sampled tokens), or nullptr without a grammar.
+  GrammarMatcher* grammar() { return grammar_ ? &*grammar_ : nullptr; }
 
   /// Adds a token (e.g. of the prompt) to the penalty history without sampling.
   void accept(int32_t token);
-  /// Clears the history and re-seeds the random state.
+  /// Clears the history, re-seeds the random state and restarts the grammar, if any.
   void reset();
 
   const SamplerParams& params() const { return params_; }
@@ -69,6 +87,8 @@ class Sampler {
   std::mt19937_64 rng_;
   std::deque<int32_t> history_;
   std::vector<Candidate> cand_;
+  std::optional<GrammarMatcher> grammar_;
+  std::vector<uint8_t> allowed_;
 };
 
 /// Index of the largest logit (the lowest index on ties).

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <map>
+#include <random>
 #include <set>
 
 #include "hearth/error.h"
@@ -176,6 +177,76 @@ TEST(Sampler, RejectsOutOfRangeParameters) {
   SamplerParams ok;
   Sampler s(ok);
   EXPECT_THROW(s.sample(std::vector<float>{}), Error);
+}
+
+// Vocabulary of the grammar tests below: 0 "1", 1 "2", 2 "+", 3 "12", 4 "x", 5 EOG, 6 "+1".
+std::shared_ptr<const GrammarVocab> sum_vocab() {
+  return std::make_shared<const GrammarVocab>(std::vector<std::string>{"1", "2", "+", "12", "x", "", "+1"},
+                                              std::vector<int32_t>{5});
+}
+
+TEST(Sampler, GrammarMasksBeforeTheChainAndEndsOnlyWhenComplete) {
+  const auto vocab = sum_vocab();
+  const auto g = Grammar::parse(R"(root ::= [12]+ ("+" [12]+){2})");
+  // Greedy: the best token the grammar allows, whatever the raw argmax.
+  SamplerParams p;
+  p.temp = 0.0f;
+  Sampler greedy(p);
+  greedy.set_grammar(g, vocab);
+  //                          "1"   "2"   "+"   "12"  "x"   EOG   "+1"
+  const std::vector<float> l{0.1f, 0.2f, 0.9f, 0.3f, 5.0f, 4.0f, 0.8f};
+  EXPECT_EQ(greedy.sample(l), 3);  // "+" cannot come first, "x" never, EOG not yet
+  EXPECT_EQ(greedy.sample(l), 2);  // "12+"
+  EXPECT_EQ(greedy.sample(l), 3);  // "12+12"
+  EXPECT_EQ(greedy.sample(l), 2);
+  EXPECT_EQ(greedy.sample(l), 3);  // "12+12+12": complete
+  EXPECT_EQ(greedy.sample(l), 5);  // EOG now wins
+  EXPECT_TRUE(greedy.grammar()->is_complete());
+
+  // Sampling: every draw is allowed, and outputs end with EOG only once complete.
+  std::mt19937 rng(3);
+  for (uint64_t seed = 0; seed < 50; ++seed) {
+    Sampler s(unfiltered(1.0f, seed));
+    s.set_grammar(g, vocab);
+    std::string text;
+    for (int n = 0; n < 100; ++n) {
+      std::vector<float> logits(7);
+      for (float& x : logits) x = std::normal_distribution<float>(0.0f, 2.0f)(rng);
+      const int32_t t = s.sample(logits);
+      if (t == 5) break;
+      text += vocab->piece(t);
+    }
+    GrammarMatcher check(g);
+    EXPECT_TRUE(check.accept_bytes(text) && check.is_complete()) << text;
+  }
+}
+
+TEST(Sampler, WithoutGrammarTheDrawsAreUnchanged) {
+  std::vector<float> logits(7);
+  for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<float>(std::cos(i * 0.7)) * 1.5f;
+  SamplerParams p;
+  p.seed = 9;
+  Sampler plain(p), cleared(p);
+  cleared.set_grammar(Grammar::parse(R"(root ::= "1"+)"), sum_vocab());
+  cleared.clear_grammar();
+  EXPECT_EQ(cleared.grammar(), nullptr);
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(plain.sample(logits), cleared.sample(logits));
+}
+
+TEST(Sampler, GrammarErrors) {
+  Sampler s(unfiltered(1.0f, 1));
+  EXPECT_THROW(s.set_grammar(nullptr, sum_vocab()), Error);
+  s.set_grammar(Grammar::parse(R"(root ::= "1" "q")"), sum_vocab());
+  EXPECT_THROW(s.sample(std::vector<float>(3, 0.0f)), Error);  // logits for another vocabulary
+  EXPECT_EQ(s.sample(std::vector<float>(7, 0.0f)), 0);         // "1": the only choice
+  try {
+    s.sample(std::vector<float>(7, 0.0f));  // "q" is no token's text
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no token of the vocabulary can continue"), std::string::npos);
+  }
+  s.reset();  // restarts the grammar too
+  EXPECT_EQ(s.sample(std::vector<float>(7, 0.0f)), 0);
 }
 
 }  // namespace
