@@ -58,7 +58,8 @@ std::string with_tensor_type(const std::string& src, const std::string& dst, con
 }
 
 std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("hearth-cli-test-" + name)).string();
+  // The pid keeps test programs running at the same time (other checkouts) apart.
+  return (std::filesystem::temp_directory_path() / ("hearth-cli-test-" + std::to_string(getpid()) + "-" + name)).string();
 }
 
 std::string slurp(const std::string& path) {
