@@ -69,6 +69,14 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error(path + ": cannot write: " + std::strerror(errno));
+  out << text;
+  out.flush();
+  if (!out) throw Error(path + ": cannot write: " + std::strerror(errno));
+}
+
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }

@@ -20,6 +20,9 @@ std::vector<int32_t> parse_token_ids(const std::string& text);
 /// The whole content of a file; throws Error naming the path.
 std::string read_file(const std::string& path);
 
+/// Writes `text` to a file (replacing it); throws Error naming the path.
+void write_file(const std::string& path, const std::string& text);
+
 /// Seconds since an arbitrary fixed point (steady clock).
 double now_seconds();
 

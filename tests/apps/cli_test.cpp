@@ -255,7 +255,7 @@ TEST_F(CliWithTinyModel, ErrorsAreOneClearLine) {
   std::ofstream(cut, std::ios::binary).write(truncated.data(), 1000);
   expect_error(hearth({"show", cut}), "invalid GGUF");
   // Usage errors come from the argument parser, with its own non-zero exit code.
-  EXPECT_NE(hearth({"run"}).exit_code, 0);
+  EXPECT_NE(hearth({"run", "--no-such-option"}).exit_code, 0);
 }
 
 TEST(Cli, RunWithoutAModelUsesTheEmbeddedDefault) {
