@@ -1,8 +1,10 @@
-// hearth bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 5] [-b 2048] [-ub 512] [-o md|json]
+// hearth bench -m MODEL.gguf [-p 512] [-n 128] [-t THREADS] [-r 5] [-b 2048] [-ub 512] [-ctk f16] [-ctv f16]
+//              [-fa 0] [-o md|json]
 // hearth bench --bandwidth [-t THREADS] [--bytes 1G] [-r 5] [-o md|json]
 //
 // llama.cpp's llama-bench, same tests, statistics, table and JSON field names
-// (tools/llama-bench/llama-bench.cpp): for every (n_batch, n_ubatch, threads) combination, one
+// (tools/llama-bench/llama-bench.cpp): for every (n_batch, n_ubatch, type_k, type_v, flash_attn,
+// threads) combination, one
 // "ppN" test per non-zero -p value (N random tokens evaluated in batches of n_batch, the first
 // one BOS when the vocabulary adds it) and one "tgN" test per non-zero -n value (N tokens
 // generated one at a time from an empty cache). Each test runs one untimed warm-up (the whole
@@ -31,6 +33,7 @@
 #include "model/model.h"
 #include "runtime/bandwidth.h"
 #include "runtime/context.h"
+#include "runtime/kv_cache.h"
 #include "kernels/cpu.h"
 
 namespace hearth::app {
@@ -69,6 +72,25 @@ std::vector<int> parse_bounded_list(const std::string& flag, const std::string& 
       throw Error(flag + ": " + std::to_string(x) + " is not a valid " + what + " (must be at least " +
                   std::to_string(min) + ")");
   return v;
+}
+
+/// Parses "f16" or "q8_0,q4_0" into cache types; throws Error naming `flag`, the bad item and
+/// the valid names.
+std::vector<quant::GgmlType> parse_cache_types(const std::string& flag, const std::string& text) {
+  std::vector<quant::GgmlType> out;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = text.find(',', start);
+    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    try {
+      out.push_back(runtime::parse_kv_cache_type(item));
+    } catch (const Error& e) {
+      throw Error(flag + ": " + e.what());
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 // ---- model description, as llama.cpp's llama_model_desc() writes it ----
@@ -199,6 +221,8 @@ void run_gen(runtime::Context& ctx, int n_gen, TokenSource& src) {
 /// One benchmark (llama-bench's `test`): its settings and the wall time of each repetition.
 struct Test {
   int n_batch = 0, n_ubatch = 0, n_threads = 0;
+  quant::GgmlType type_k = quant::GgmlType::F16, type_v = quant::GgmlType::F16;
+  bool flash_attn = false;
   int n_prompt = 0, n_gen = 0;
   std::string test_time;  // RFC 3339, UTC, when the test started
   std::vector<uint64_t> samples_ns;
@@ -284,10 +308,13 @@ struct Column {
   int width;  // printf width; negative: left-aligned (text)
 };
 
-std::vector<Column> md_columns(bool show_batch, bool show_ubatch) {
+std::vector<Column> md_columns(bool show_batch, bool show_ubatch, bool show_type_k, bool show_type_v, bool show_fa) {
   std::vector<Column> c = {{"model", -30}, {"size", 10}, {"params", 10}, {"backend", -10}, {"threads", 7}};
   if (show_batch) c.push_back({"n_batch", 7});
   if (show_ubatch) c.push_back({"n_ubatch", 8});
+  if (show_type_k) c.push_back({"type_k", -6});
+  if (show_type_v) c.push_back({"type_v", -6});
+  if (show_fa) c.push_back({"fa", 2});
   c.push_back({"test", 15});
   c.push_back({"t/s", 20});
   return c;
@@ -344,6 +371,12 @@ void print_md_row(const std::vector<Column>& cols, const Test& t, const std::str
       v = std::to_string(t.n_batch);
     } else if (c.name == "n_ubatch") {
       v = std::to_string(t.n_ubatch);
+    } else if (c.name == "type_k") {
+      v = runtime::kv_cache_type_name(t.type_k);
+    } else if (c.name == "type_v") {
+      v = runtime::kv_cache_type_name(t.type_v);
+    } else if (c.name == "fa") {
+      v = t.flash_attn ? "1" : "0";
     } else if (c.name == "test") {
       v = t.name();
     } else if (c.name == "t/s") {
@@ -364,6 +397,7 @@ struct Opts {
   std::string model;
   std::string n_prompt = "512", n_gen = "128", threads, n_batch = std::to_string(kDefaultBatch),
               n_ubatch = std::to_string(kDefaultUbatch), output = "md", bytes;
+  std::string type_k = "f16", type_v = "f16", flash_attn = "0";
   int reps = 5;
   std::string reps_text;
   int64_t seed = 1;
@@ -401,6 +435,13 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
   const std::vector<int> gens = parse_bounded_list("-n", o.n_gen, 0, "number of generated tokens");
   const std::vector<int> batches = parse_bounded_list("-b", o.n_batch, 1, "batch size n_batch");
   const std::vector<int> ubatches = parse_bounded_list("-ub", o.n_ubatch, 1, "micro-batch size n_ubatch");
+  const std::vector<quant::GgmlType> types_k = parse_cache_types("-ctk", o.type_k);
+  const std::vector<quant::GgmlType> types_v = parse_cache_types("-ctv", o.type_v);
+  std::vector<bool> flash;
+  for (int f : parse_bounded_list("-fa", o.flash_attn, 0, "flash attention switch (0 or 1)")) {
+    if (f > 1) throw Error("-fa: '" + std::to_string(f) + "' is not 0 or 1");
+    flash.push_back(f == 1);
+  }
   const bool any_test = std::any_of(prompts.begin(), prompts.end(), [](int p) { return p > 0; }) ||
                         std::any_of(gens.begin(), gens.end(), [](int n) { return n > 0; });
   if (!any_test) throw Error("nothing to benchmark: every -p and -n value is 0");
@@ -422,19 +463,29 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
   std::fprintf(stderr, "warning: sanitizer enabled, performance may be affected\n");
 #endif
 
-  // llama-bench's order: batch sizes, then threads; per combination the pp tests, then the tg tests.
+  // llama-bench's order: batch sizes, cache types, flash attention, then threads; per
+  // combination the pp tests, then the tg tests. Cache types other than f16 always use flash
+  // attention (-fa 0 runs them with it, as -fa 1; with -fa 0,1 they run once).
   std::vector<Test> plan;
   for (int nb : batches)
     for (int nub : ubatches)
-      for (int nt : threads) {
-        for (int p : prompts)
-          if (p > 0) plan.push_back(Test{nb, nub, nt, p, 0, "", {}});
-        for (int n : gens)
-          if (n > 0) plan.push_back(Test{nb, nub, nt, 0, n, "", {}});
-      }
+      for (quant::GgmlType tk : types_k)
+        for (quant::GgmlType tv : types_v)
+          for (bool fa : flash)
+            for (int nt : threads) {
+              const bool fa_used = fa || tk != quant::GgmlType::F16 || tv != quant::GgmlType::F16;
+              // -fa 0,1 with such a type: run it once, as -fa 1.
+              if (fa_used && !fa && std::find(flash.begin(), flash.end(), true) != flash.end()) continue;
+              for (int p : prompts)
+                if (p > 0) plan.push_back(Test{nb, nub, nt, tk, tv, fa_used, p, 0, "", {}});
+              for (int n : gens)
+                if (n > 0) plan.push_back(Test{nb, nub, nt, tk, tv, fa_used, 0, n, "", {}});
+            }
 
   const std::vector<Column> cols =
-      md_columns(batches != std::vector<int>{kDefaultBatch}, ubatches != std::vector<int>{kDefaultUbatch});
+      md_columns(batches != std::vector<int>{kDefaultBatch}, ubatches != std::vector<int>{kDefaultUbatch},
+                 types_k != std::vector<quant::GgmlType>{quant::GgmlType::F16},
+                 types_v != std::vector<quant::GgmlType>{quant::GgmlType::F16}, flash != std::vector<bool>{false});
   if (!json) print_md_header(cols);
 
   for (Test& t : plan) {
@@ -442,6 +493,9 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
     cp.n_ctx = static_cast<uint32_t>(t.n_prompt + t.n_gen);
     cp.n_ubatch = static_cast<uint32_t>(std::min(t.n_ubatch, t.n_batch));  // llama.cpp: n_ubatch <= n_batch
     cp.n_threads = t.n_threads;
+    cp.type_k = t.type_k;
+    cp.type_v = t.type_v;
+    cp.flash_attn = t.flash_attn;
     runtime::Context ctx(model, cp);
     t.test_time = utc_now_rfc3339();
     if (!o.no_warmup) {
@@ -479,9 +533,10 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
     j["n_batch"] = t.n_batch;
     j["n_ubatch"] = t.n_ubatch;
     j["n_threads"] = t.n_threads;
-    j["type_k"] = "f16";
-    j["type_v"] = "f16";
+    j["type_k"] = runtime::kv_cache_type_name(t.type_k);
+    j["type_v"] = runtime::kv_cache_type_name(t.type_v);
     j["n_gpu_layers"] = 0;
+    j["flash_attn"] = t.flash_attn;
     j["n_prompt"] = t.n_prompt;
     j["n_gen"] = t.n_gen;
     j["n_depth"] = 0;
@@ -514,6 +569,13 @@ void register_bench(CLI::App& app) {
   sub->add_option("-b,--batch-size", o->n_batch, "batch sizes n_batch, comma-separated")->default_val(std::to_string(kDefaultBatch));
   sub->add_option("--ubatch-size", o->n_ubatch, "micro-batch sizes n_ubatch, comma-separated (also -ub)")
       ->default_val(std::to_string(kDefaultUbatch));
+  sub->add_option("--cache-type-k", o->type_k,
+                  "KV cache types of K, comma-separated: f16, bf16, q8_0, q4_0 (also -ctk)")
+      ->default_val("f16");
+  sub->add_option("--cache-type-v", o->type_v, "KV cache types of V, comma-separated (also -ctv)")->default_val("f16");
+  sub->add_option("--flash-attn", o->flash_attn,
+                  "flash attention, comma-separated 0/1 (also -fa; types other than f16 always use it)")
+      ->default_val("0");
   sub->add_option("-o,--output", o->output, "output format: md (table) or json")->default_val("md");
   sub->add_option("-s,--seed", o->seed, "seed of the random token ids")->default_val(1);
   sub->add_flag("--no-warmup", o->no_warmup, "skip the warm-up run before each test");

@@ -8,8 +8,63 @@
 #include <sstream>
 
 #include "hearth/error.h"
+#include "runtime/kv_cache.h"
 
 namespace hearth::app {
+
+std::vector<std::string> expand_short_flags(int argc, const char* const* argv) {
+  static const std::pair<const char*, const char*> kFlags[] = {
+      {"-ctk", "--cache-type-k"}, {"-ctv", "--cache-type-v"}, {"-fa", "--flash-attn"}};
+  std::vector<std::string> out;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i > 0) {
+      for (const auto& [shrt, lng] : kFlags) {
+        const std::string s = shrt;
+        if (a == s) a = lng;
+        else if (a.rfind(s + "=", 0) == 0) a = std::string(lng) + a.substr(s.size());
+      }
+    }
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+void CacheOptions::add_to(CLI::App* sub, bool with_flash) {
+  sub->add_option("--cache-type-k", type_k, "KV cache type of K: f16, bf16, q8_0, q4_0 (also -ctk)")
+      ->default_val("f16");
+  sub->add_option("--cache-type-v", type_v, "KV cache type of V: f16, bf16, q8_0, q4_0 (also -ctv)")
+      ->default_val("f16");
+  if (with_flash)
+    sub->add_option("--flash-attn", flash_attn,
+                    "flash attention: on, off or auto (auto: for every cache type but f16; also -fa)")
+        ->default_val("auto");
+}
+
+void CacheOptions::apply(runtime::ContextParams& params) const {
+  try {
+    params.type_k = runtime::parse_kv_cache_type(type_k);
+  } catch (const Error& e) {
+    throw Error(std::string("--cache-type-k: ") + e.what());
+  }
+  try {
+    params.type_v = runtime::parse_kv_cache_type(type_v);
+  } catch (const Error& e) {
+    throw Error(std::string("--cache-type-v: ") + e.what());
+  }
+  if (flash_attn == "on" || flash_attn == "1" || flash_attn == "true") {
+    params.flash_attn = true;
+  } else if (flash_attn == "off" || flash_attn == "0" || flash_attn == "false") {
+    if (params.type_k != quant::GgmlType::F16 || params.type_v != quant::GgmlType::F16)
+      throw Error("--flash-attn off: the cache types " + runtime::kv_cache_type_name(params.type_k) + "/" +
+                  runtime::kv_cache_type_name(params.type_v) + " need flash attention (only f16 has another kernel)");
+    params.flash_attn = false;
+  } else if (flash_attn == "auto") {
+    params.flash_attn = false;  // f16 keeps the non-flash kernel; the other types always use flash attention
+  } else {
+    throw Error("--flash-attn: unknown value '" + flash_attn + "' (on, off or auto)");
+  }
+}
 
 namespace {
 

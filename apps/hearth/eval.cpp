@@ -1,4 +1,5 @@
 // hearth eval MODEL --tokens "ID ..." [--sequential] --dump-logits FILE [--greedy N]
+//             [-ctk T] [-ctv T] [-fa on|off|auto]
 // The conformance interface: raw little-endian float32 logits, row-major [n_tokens][n_vocab].
 #include <cstdio>
 #include <fstream>
@@ -18,6 +19,7 @@ void register_eval(CLI::App& app) {
     int greedy = 0;
     int threads = 0;
     uint32_t ubatch = 512;
+    CacheOptions cache;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("model", o->model, "GGUF model file")->required();
@@ -27,11 +29,13 @@ void register_eval(CLI::App& app) {
   sub->add_option("--greedy", o->greedy, "then print N greedily generated token ids")->check(CLI::NonNegativeNumber);
   sub->add_option("-t,--threads", o->threads, "compute threads (default: all cores)");
   sub->add_option("--ubatch-size", o->ubatch, "micro-batch size n_ubatch")->check(CLI::PositiveNumber);
+  o->cache.add_to(sub);
   add_command(app, sub, [o] {
+    runtime::ContextParams cp;
+    o->cache.apply(cp);
     const std::vector<int32_t> tokens = parse_token_ids(o->tokens);
     if (tokens.empty()) throw Error("--tokens is empty");
     auto model = model::Model::load(o->model);
-    runtime::ContextParams cp;
     cp.n_ctx = static_cast<uint32_t>(tokens.size()) + static_cast<uint32_t>(o->greedy);
     cp.n_ubatch = o->ubatch;
     cp.n_threads = o->threads;

@@ -3,8 +3,11 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include "commands.h"
+#include "common.h"
 #include "hearth/error.h"
 
 int main(int argc, char** argv) {
@@ -12,8 +15,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "hearth 0.1.0");
   hearth::app::register_commands(app);
+  // llama.cpp's -ctk, -ctv, -fa as their long names (CLI11 cannot declare them).
+  std::vector<std::string> args = hearth::app::expand_short_flags(argc, argv);
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
   try {
-    app.parse(argc, argv);
+    app.parse(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }

@@ -1,4 +1,4 @@
-// hearth perplexity MODEL.gguf FILE [-c N_CTX] [--chunks N] [-t THREADS]
+// hearth perplexity MODEL.gguf FILE [-c N_CTX] [--chunks N] [-t THREADS] [-ctk T] [-ctv T] [-fa on|off|auto]
 // llama.cpp's perplexity: non-overlapping windows, BOS first, the second half of each scored.
 #include <algorithm>
 #include <cstdio>
@@ -18,6 +18,7 @@ void register_perplexity(CLI::App& app) {
     int chunks = 0;
     int threads = 0;
     uint32_t n_ubatch = 512;
+    CacheOptions cache;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("model", o->model, "GGUF model file")->required();
@@ -26,12 +27,15 @@ void register_perplexity(CLI::App& app) {
                                   "window n_ctx, tokens (default: 512 or the model's training context if smaller)")
                       ->check(CLI::Range(2u, 1u << 20));
   sub->add_option("--kl-divergence", o->kl_ref,
-                  "REF.gguf: also compare with this reference model (usually the F16 file): mean KL divergence, "
-                  "top-1 agreement");
+                  "REF.gguf: also compare with this reference model (usually the F16 file; it runs with an f16 "
+                  "KV cache): mean KL divergence, top-1 agreement");
   sub->add_option("--chunks", o->chunks, "evaluate at most N windows (0: all)")->check(CLI::NonNegativeNumber);
   sub->add_option("-t,--threads", o->threads, "compute threads (default: all cores)");
   sub->add_option("--ubatch-size", o->n_ubatch, "micro-batch size n_ubatch")->check(CLI::PositiveNumber);
+  o->cache.add_to(sub);
   add_command(app, sub, [o, ctx_opt] {
+    runtime::ContextParams cp;
+    o->cache.apply(cp);
     const std::string text = read_file(o->file);
     auto model = model::Model::load(o->model);
     const uint32_t n_ctx_train = model->hparams().n_ctx_train;
@@ -39,7 +43,6 @@ void register_perplexity(CLI::App& app) {
     const tokenizer::Tokenizer& tok = model->tokenizer();
     const double t0 = now_seconds();
     const std::vector<int32_t> tokens = tok.encode(text, /*add_special=*/true, /*parse_special=*/false);
-    runtime::ContextParams cp;
     // Never more cells than the text has tokens: too short a text is reported by perplexity().
     cp.n_ctx = std::max<uint32_t>(1, std::min<uint32_t>(o->n_ctx, static_cast<uint32_t>(tokens.size())));
     cp.n_ubatch = o->n_ubatch;
@@ -48,7 +51,12 @@ void register_perplexity(CLI::App& app) {
     const std::optional<int32_t> bos = tok.add_bos() ? tok.bos() : std::nullopt;
     if (!o->kl_ref.empty()) {
       auto ref_model = model::Model::load(o->kl_ref);
-      runtime::Context ref_ctx(ref_model, cp);
+      // The reference runs with the default F16 cache, so that the model itself may be its own
+      // reference when a cache type is measured (--kl-divergence MODEL.gguf -ctk q8_0 -ctv q8_0).
+      runtime::ContextParams ref_cp = cp;
+      ref_cp.type_k = ref_cp.type_v = quant::GgmlType::F16;
+      ref_cp.flash_attn = false;
+      runtime::Context ref_ctx(ref_model, ref_cp);
       const runtime::KlDivergenceResult k =
           runtime::kl_divergence(ref_ctx, ctx, tokens, static_cast<int>(o->n_ctx), bos, o->chunks);
       std::printf("Mean PPL(Q)    : %10.4f\n", k.ppl);

@@ -1,4 +1,5 @@
 // hearth run [MODEL.gguf] [-p PROMPT [--chat]] [-n N] [sampling options] [-t THREADS] [-c N_CTX]
+//            [-ctk T] [-ctv T] [-fa on|off|auto]
 //
 // -p PROMPT: continues the prompt as plain text, streamed to stdout; prompt and generation speed
 //   go to stderr.
@@ -603,6 +604,7 @@ void register_run(CLI::App& app) {
     int reasoning_budget = -1;
     std::string system, template_file, chat_format;
     sample::SamplerParams sp;
+    CacheOptions cache;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("model", o->model, "GGUF model file (default: the embedded hearth-kjv model)");
@@ -635,6 +637,7 @@ void register_run(CLI::App& app) {
                   "chat: output format family (generic, qwen3, qwen3.5, llama3, llama4, gemma4, deepseek-r1, mistral; "
                   "default: detected from the template)");
   sub->add_flag("-v,--verbose", o->verbose, "chat: prompt and answer statistics after each answer");
+  o->cache.add_to(sub);
   add_command(app, sub, [o, ctx_opt, prompt_opt] {
     o->sp.seed = o->seed < 0 ? static_cast<uint64_t>(std::time(nullptr)) : static_cast<uint64_t>(o->seed);
     sample::Sampler sampler(o->sp);  // validates the settings before the model loads
@@ -643,6 +646,7 @@ void register_run(CLI::App& app) {
     if (ctx_opt->count() == 0) o->n_ctx = std::min<uint32_t>(4096, model->hparams().n_ctx_train);
     const tokenizer::Tokenizer& tok = model->tokenizer();
     runtime::ContextParams cp;
+    o->cache.apply(cp);
     cp.n_ctx = o->n_ctx;
     cp.n_ubatch = o->n_ubatch;
     cp.n_threads = o->threads;

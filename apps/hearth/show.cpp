@@ -10,6 +10,7 @@
 #include "model/embedded.h"
 #include "model/hparams.h"
 #include "model/model.h"
+#include "runtime/kv_cache.h"
 #include "runtime/memory.h"
 
 namespace hearth::app {
@@ -53,9 +54,12 @@ std::string token_text(const gguf::File& f, std::optional<uint32_t> id) {
   return toks->strings()[*id];
 }
 
-int show_memory(const std::string& path, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max, bool json) {
+int show_memory(const std::string& path, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max,
+                const CacheOptions& cache, bool json) {
+  runtime::ContextParams cp;
+  cache.apply(cp);
   const auto model = path.empty() ? model::Model::load_default() : model::Model::load(path);
-  const runtime::MemoryPlan plan = runtime::plan_memory(*model, n_ctx, n_ubatch, n_seq_max);
+  const runtime::MemoryPlan plan = runtime::plan_memory(*model, n_ctx, n_ubatch, n_seq_max, cp.type_k, cp.type_v);
   const uint64_t total = plan.weight_bytes + plan.kv_bytes + plan.state_bytes;
   if (json) {
     nlohmann::json j;
@@ -63,6 +67,8 @@ int show_memory(const std::string& path, uint32_t n_ctx, uint32_t n_ubatch, uint
     j["n_ctx"] = n_ctx;
     j["n_ubatch"] = n_ubatch;
     j["n_seq_max"] = n_seq_max;
+    j["type_k"] = runtime::kv_cache_type_name(cp.type_k);
+    j["type_v"] = runtime::kv_cache_type_name(cp.type_v);
     j["weights_bytes"] = plan.weight_bytes;
     j["other_weights_bytes"] = plan.other_weight_bytes;
     j["kv_cache_bytes"] = plan.kv_bytes;
@@ -76,8 +82,9 @@ int show_memory(const std::string& path, uint32_t n_ctx, uint32_t n_ubatch, uint
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("%s: n_ctx %u, n_ubatch %u, n_seq_max %u (F16 K and V)\n", model->file().path().c_str(), n_ctx, n_ubatch,
-              n_seq_max);
+  std::printf("%s: n_ctx %u, n_ubatch %u, n_seq_max %u (K %s, V %s)\n", model->file().path().c_str(), n_ctx, n_ubatch,
+              n_seq_max, runtime::kv_cache_type_name(cp.type_k).c_str(),
+              runtime::kv_cache_type_name(cp.type_v).c_str());
   std::printf("%-24s %6s %12s %10s %12s %12s\n", "layers", "count", "weights", "KV cells", "KV cache", "state");
   for (const runtime::MemoryRow& r : plan.rows)
     std::printf("%-24s %6u %12s %10u %12s %12s\n", r.kind.c_str(), r.n_layers, format_bytes(r.weight_bytes).c_str(),
@@ -106,8 +113,10 @@ void register_show(CLI::App& app) {
   sub->add_option("-c,--ctx-size", *n_ctx, "with --memory: context size n_ctx, tokens")->check(CLI::Range(1u, 1u << 30));
   sub->add_option("--ubatch-size", *n_ubatch, "with --memory: micro-batch size n_ubatch")->check(CLI::Range(1u, 1u << 20));
   sub->add_option("--parallel", *n_seq, "with --memory: sequences at once (n_seq_max)")->check(CLI::Range(1u, 64u));
-  add_command(app, sub, [path, json, memory, n_ctx, n_ubatch, n_seq] {
-    if (*memory) return show_memory(*path, *n_ctx, *n_ubatch, *n_seq, *json);
+  auto cache = std::make_shared<CacheOptions>();
+  cache->add_to(sub, /*with_flash=*/false);
+  add_command(app, sub, [path, json, memory, n_ctx, n_ubatch, n_seq, cache] {
+    if (*memory) return show_memory(*path, *n_ctx, *n_ubatch, *n_seq, *cache, *json);
     const gguf::File f = path->empty() ? gguf::File::from_static(model::embedded_default_model().data(),
                                                                  model::embedded_default_model().size(),
                                                                  std::string(model::embedded_default_model_name()))

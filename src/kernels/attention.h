@@ -8,12 +8,18 @@
 // take the query heads of one GQA group and a block of query tokens together, so each K and V
 // row is read once per block; they keep the reference's order of operations (see
 // attention_f16_path for how close they are).
+//
+// attention_flash (below) is the tiled, online-softmax ("flash") attention over a cache whose K
+// and V rows are stored in f16, bf16, q8_0 or q4_0 (llama.cpp's KV cache types): it reads the
+// stored rows directly, a tile of keys at a time, with the numerics of llama.cpp's CPU
+// flash_attn_ext (Q converted to K's dot-product partner type, V accumulated in f32).
 #pragma once
 
 #include <cstdint>
 
 #include "kernels/cpu.h"
 #include "kernels/threadpool.h"
+#include "quant/types.h"
 
 namespace hearth::kernels {
 
@@ -70,6 +76,66 @@ void attention_f16_path(CpuPath path, const float* q, int64_t n_tokens, const At
 void attention_f16_scalar(const float* q, int64_t n_tokens, const AttnShape& shape, const KvLayerF16& kv,
                           const AttnSpan* spans, float* out, const ThreadPool& pool);
 
+/// One layer of a KV cache whose rows are stored in a ggml type (formats.md §2.1 F16/BF16,
+/// §2.2 Q8_0/Q4_0): cell c holds the K row of all KV heads at k + c·k_stride bytes, n_head_kv
+/// heads of head_dim_k values each, head-major (ggml order {head_dim_k, n_head_kv}); KV head g
+/// starts row_size(k_type, g·head_dim_k) bytes into the row. V likewise with v_type, v_stride,
+/// head_dim_v.
+struct KvLayerView {
+  quant::GgmlType k_type = quant::GgmlType::F16;
+  quant::GgmlType v_type = quant::GgmlType::F16;
+  const uint8_t* k = nullptr;
+  const uint8_t* v = nullptr;
+  int64_t k_stride = 0;  ///< bytes between consecutive cells
+  int64_t v_stride = 0;
+};
+
+/// Keys per tile of attention_flash: the online softmax updates its running max once per tile.
+inline constexpr int kFlashTileKeys = 32;
+
+/// True for the cache types attention_flash reads: F16, BF16, Q8_0, Q4_0.
+bool attention_flash_supports(quant::GgmlType type);
+
+/// Flash attention: the same result as attention_f16 (out[t][h·hd_v + d] = Σ_j softmax_j(scale ·
+/// q_t,h · K_j) · V_j[d] over the cells of spans[t]; q [n_tokens][n_head·hd_k] f32, out
+/// [n_tokens][n_head·hd_v] f32; an empty span gives zeros) computed the way llama.cpp's CPU
+/// flash_attn_ext does:
+/// * Q of each head is converted to the dot-product partner of K's type (quant::traits
+///   vec_dot_type, formats.md §2.7): F16 for F16 K, BF16 for BF16 K, Q8_0 (the activation
+///   quantizer, kernels/dot.h) for Q8_0 and Q4_0 K. A score is scale · dot(K_j, q'): for F16
+///   and BF16 the exact products summed in f32 over d in order; for Q8_0/Q4_0 Σ over the
+///   32-element blocks, in order, of (d_K·d_q)·isum in f32 (isum the exact integer dot of the
+///   block's codes, Q4_0 codes minus 8).
+/// * Keys are taken in tiles of kFlashTileKeys in span order with an online softmax: per tile
+///   the running max M rises to the tile's max, the running sum S and the f32 accumulator of
+///   V rows (each row converted to f32 by its type's dequantizer) are scaled by e^(M_old -
+///   M_new), then each key adds p = e^(s - M) to S and p·V_j to the accumulator; out = acc·(1/S).
+/// No copy of the cache is made: each tile's K and V rows are read from their cells.
+/// Runs the kernels of active_cpu_path(). Throws hearth::Error as attention_f16 does, and for a
+/// type attention_flash_supports() rejects or a head dim that is not a multiple of its type's
+/// block size (naming both numbers).
+void attention_flash(const float* q, int64_t n_tokens, const AttnShape& shape, const KvLayerView& kv,
+                     const AttnSpan* spans, float* out, const ThreadPool& pool);
+
+/// attention_flash on the kernels of `path` (throws hearth::Error if this CPU cannot run them).
+/// The AVX2 kernel (kernels/attention_avx2.cpp; the avx512 path uses it too) needs head dims
+/// that are multiples of 8 and uses the scalar reference otherwise. Its scores are the
+/// reference's bit for bit (the same sums in the same order); it differs from the reference in
+/// the exponential (attention_exp_f32, within 1 ulp), in fusing P·V's multiply-adds, and in
+/// where tiles start for a span that does not start where its block's key list starts (tiles
+/// run over the key list shared by a block of query tokens). tests/kernels/
+/// attention_flash_test.cpp bounds |out - reference| by 2^-24·Σ_j p_j·|V_j[d]|·(8·A + 4·n + 64),
+/// A the largest scale·Σ_d|K_j[d]·q'[d]| and n the span length (measured: at most 4 units).
+/// A token whose span starts at its block's first key gets the same bits whatever the batch,
+/// its grouping and the thread count (the decode and block layouts add in the same order).
+void attention_flash_path(CpuPath path, const float* q, int64_t n_tokens, const AttnShape& shape,
+                          const KvLayerView& kv, const AttnSpan* spans, float* out, const ThreadPool& pool);
+
+/// The scalar reference of attention_flash: one (token, head) at a time, tiles starting at
+/// the span's first cell, parallel over (token, head).
+void attention_flash_scalar(const float* q, int64_t n_tokens, const AttnShape& shape, const KvLayerView& kv,
+                            const AttnSpan* spans, float* out, const ThreadPool& pool);
+
 /// y[i] = e^x[i] with the exponential the softmax of `path` uses (std::exp for scalar), for
 /// tests. Throws hearth::Error if this CPU cannot run `path`.
 void attention_exp_f32(CpuPath path, const float* x, float* y, int64_t n);
@@ -84,7 +150,8 @@ struct AttnJob {
   const float* q = nullptr;  ///< as attention_f16
   float* out = nullptr;      ///< as attention_f16
   const AttnShape* shape = nullptr;
-  const KvLayerF16* kv = nullptr;
+  const KvLayerF16* kv = nullptr;      ///< attention_f16 jobs
+  const KvLayerView* view = nullptr;   ///< attention_flash jobs
   int kv_head = 0;
   int head0 = 0;
   int n_heads = 0;
@@ -100,6 +167,9 @@ struct AttnJob {
 namespace avx2 {
 /// Runs one job (head dims multiples of 8). Needs cpu_supports(CpuPath::avx2).
 void attention_job(const AttnJob& job);
+/// Runs one attention_flash job (job.view set; head dims multiples of 8 and of the types'
+/// block sizes). Needs cpu_supports(CpuPath::avx2).
+void flash_job(const AttnJob& job);
 /// attention_exp_f32 of this path.
 void exp_f32(const float* x, float* y, int64_t n);
 }  // namespace avx2

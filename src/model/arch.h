@@ -14,6 +14,7 @@
 #include "kernels/threadpool.h"
 #include "model/hparams.h"
 #include "model/weights.h"
+#include "quant/types.h"
 
 namespace hearth::model {
 
@@ -55,12 +56,16 @@ struct KvLayerSpec {
   bool recurrent() const { return n_embd_r > 0 || n_embd_s > 0; }
 };
 
-/// One layer of the KV cache as the forward pass writes and reads it (F16 cells).
+/// One layer of the KV cache as the forward pass writes and reads it: cell c's K row (n_embd_k
+/// values stored as type_k, whole blocks; formats.md §2.1, §2.2) at k + c·k_stride bytes, V
+/// likewise (runtime::KvCache).
 struct KvLayer {
-  uint16_t* k = nullptr;
-  uint16_t* v = nullptr;
-  int64_t k_stride = 0;  ///< halves between consecutive cells
+  uint8_t* k = nullptr;
+  uint8_t* v = nullptr;
+  int64_t k_stride = 0;  ///< bytes between consecutive cells
   int64_t v_stride = 0;
+  quant::GgmlType type_k = quant::GgmlType::F16;
+  quant::GgmlType type_v = quant::GgmlType::F16;
   /// Recurrent layers: the state of sequence slot s (UBatch::seq_slots) is the conv state at
   /// conv + s·conv_stride and the recurrent state at ssm + s·ssm_stride (F32; layouts of
   /// kernels/delta_net.h). Null for attention layers.
@@ -118,6 +123,7 @@ using MatmulIdHook = std::function<void(const kernels::MatrixView& stack, int64_
 struct ForwardState {
   const kernels::ThreadPool* pool = nullptr;
   std::vector<KvLayer> kv;  ///< one per layer
+  bool flash_attn = false;  ///< attention_flash also for F16 caches (other cache types always use it)
   Scratch scratch;
   MatmulHook on_matmul;     ///< when set, called by Compute::matmul (not for the output head)
   MatmulIdHook on_matmul_id;  ///< when set, called for every expert multiplication (on_matmul is not)

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "kernels/dot.h"
 #include "kernels/moe.h"
 #include "quant/fp16.h"
 
@@ -65,6 +66,26 @@ void Compute::rope(float* x, int n_heads, int head_dim, const kernels::RopeConfi
   }
 }
 
+namespace {
+
+/// Stores n f32 values as one cache row of `type` with the converter llama.cpp's CPU backend
+/// uses for that type (its set_rows from_float): F16 round to nearest even, BF16 quant's
+/// from_float_bf16, Q8_0 the activation quantizer (kernels/dot.h, what ggml-cpu's Q8_0
+/// from_float computes on x86), Q4_0 the reference quantizer (formats.md §3).
+void store_row(quant::GgmlType type, const float* x, uint8_t* row, int64_t n) {
+  switch (type) {
+    case quant::GgmlType::F16: {
+      auto* h = reinterpret_cast<uint16_t*>(row);
+      for (int64_t i = 0; i < n; ++i) h[i] = quant::fp32_to_fp16(x[i]);
+      return;
+    }
+    case quant::GgmlType::Q8_0: return kernels::act_quantize_fn(type)(x, row, n);
+    default: return quant::traits(type).from_float(x, row, n);
+  }
+}
+
+}  // namespace
+
 void Compute::attention(int il, const float* q, const float* k, const float* v, const kernels::AttnShape& shape,
                         float* out) {
   const KvLayer& kv = state_.kv[static_cast<size_t>(il)];
@@ -73,20 +94,27 @@ void Compute::attention(int il, const float* q, const float* k, const float* v, 
   const int64_t wk = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_k;
   const int64_t wv = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_v;
   for (int64_t t = 0; t < n(); ++t) {
-    uint16_t* kc = kv.k + static_cast<int64_t>(cells[t]) * kv.k_stride;
-    uint16_t* vc = kv.v + static_cast<int64_t>(cells[t]) * kv.v_stride;
-    for (int64_t i = 0; i < wk; ++i) kc[i] = quant::fp32_to_fp16(k[t * wk + i]);
-    for (int64_t i = 0; i < wv; ++i) vc[i] = quant::fp32_to_fp16(v[t * wv + i]);
+    store_row(kv.type_k, k + t * wk, kv.k + static_cast<int64_t>(cells[t]) * kv.k_stride, wk);
+    store_row(kv.type_v, v + t * wv, kv.v + static_cast<int64_t>(cells[t]) * kv.v_stride, wv);
   }
-  const kernels::KvLayerF16 view{kv.k, kv.v, kv.k_stride, kv.v_stride};
-  kernels::attention_f16(q, n(), shape, view, spans, out, pool());
+  attend(kv, spans, q, shape, out);
 }
 
 void Compute::attention_shared(int src, const float* q, const kernels::AttnShape& shape, float* out) {
-  const KvLayer& kv = state_.kv[static_cast<size_t>(src)];
   const kernels::AttnSpan* spans = batch_.layer_spans ? batch_.layer_spans[src] : batch_.spans;
-  const kernels::KvLayerF16 view{kv.k, kv.v, kv.k_stride, kv.v_stride};
-  kernels::attention_f16(q, n(), shape, view, spans, out, pool());
+  attend(state_.kv[static_cast<size_t>(src)], spans, q, shape, out);
+}
+
+void Compute::attend(const KvLayer& kv, const kernels::AttnSpan* spans, const float* q, const kernels::AttnShape& shape,
+                     float* out) {
+  if (kv.type_k == quant::GgmlType::F16 && kv.type_v == quant::GgmlType::F16 && !state_.flash_attn) {
+    const kernels::KvLayerF16 view{reinterpret_cast<const uint16_t*>(kv.k), reinterpret_cast<const uint16_t*>(kv.v),
+                                   kv.k_stride / 2, kv.v_stride / 2};
+    kernels::attention_f16(q, n(), shape, view, spans, out, pool());
+  } else {
+    const kernels::KvLayerView view{kv.type_k, kv.type_v, kv.k, kv.v, kv.k_stride, kv.v_stride};
+    kernels::attention_flash(q, n(), shape, view, spans, out, pool());
+  }
 }
 
 void Compute::add(float* x, const float* y, int64_t width, int64_t rows) {

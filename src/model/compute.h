@@ -82,9 +82,11 @@ class Compute {
   /// Rotates every token's `n_heads` head vectors (width head_dim) at its position.
   void rope(float* x, int n_heads, int head_dim, const kernels::RopeConfig& cfg);
 
-  /// Stores K and V ([n][n_head_kv·hd]) of every token in its KV cell of layer `il` (as F16),
-  /// then computes attention of q over each token's span of that layer (its AttnWindow
-  /// applied, UBatch::layer_spans) into out ([n][n_head·hd_v]).
+  /// Stores K and V ([n][n_head_kv·hd]) of every token in its KV cell of layer `il` (in the
+  /// layer's cache types, KvLayer), then computes attention of q over each token's span of that
+  /// layer (its AttnWindow applied, UBatch::layer_spans) into out ([n][n_head·hd_v]): with
+  /// kernels::attention_f16 for an F16 cache, with kernels::attention_flash for the other cache
+  /// types or when ForwardState::flash_attn is set.
   void attention(int il, const float* q, const float* k, const float* v, const kernels::AttnShape& shape,
                  float* out);
 
@@ -123,6 +125,11 @@ class Compute {
   const kernels::ThreadPool& pool() const { return *state_.pool; }
 
  private:
+  /// Attention of q over `spans` of the cached layer `kv`: the F16 reference-order kernel for F16
+  /// caches (unless ForwardState::flash_attn), the flash kernel for the other cache types.
+  void attend(const KvLayer& kv, const kernels::AttnSpan* spans, const float* q, const kernels::AttnShape& shape,
+              float* out);
+
   const UBatch& batch_;
   ForwardState& state_;
 };

@@ -22,12 +22,24 @@ void Batch::clear() {
   want_logits.clear();
 }
 
+namespace {
+
+/// The model's KV layers, once the cache types are known to suit it.
+std::vector<model::KvLayerSpec> checked_kv_layers(const model::Model& model, const ContextParams& params) {
+  check_kv_cache_types(model.hparams(), params.type_k, params.type_v);
+  return model.arch().kv_layers();
+}
+
+}  // namespace
+
 Context::Context(std::shared_ptr<const model::Model> model, const ContextParams& params)
     : model_(std::move(model)),
       params_(params),
       pool_(params.n_threads),
-      cache_(model_->arch().kv_layers(), params.n_ctx, params.n_ubatch, params.n_seq_max) {
+      cache_(checked_kv_layers(*model_, params), params.n_ctx, params.n_ubatch, params.n_seq_max, params.type_k,
+             params.type_v) {
   state_.pool = &pool_;
+  state_.flash_attn = params.flash_attn;
   state_.kv = cache_.layers();
   window_slots_.resize(cache_.n_windows());
   window_lists_.resize(cache_.n_windows());

@@ -25,6 +25,11 @@ struct ContextParams {
   /// 0 .. n_seq_max-1) with a recurrent state of their own; other models accept ids up to
   /// kMaxSequences-1 whatever this is. 1 .. kMaxSequences.
   uint32_t n_seq_max = 1;
+  /// Storage types of the cached K and V rows (kv_cache_types(): F16, BF16, Q8_0, Q4_0;
+  /// llama.cpp's type_k / type_v). Caches of other types than F16 use kernels::attention_flash.
+  quant::GgmlType type_k = quant::GgmlType::F16;
+  quant::GgmlType type_v = quant::GgmlType::F16;
+  bool flash_attn = false;  ///< use kernels::attention_flash for F16 caches too
 };
 
 /// Tokens to evaluate, each with its position, sequence and whether its logits are wanted
@@ -43,9 +48,10 @@ struct Batch {
 /// Runs a model over batches. Not thread-safe; one per concurrent user of the KV cache.
 class Context {
  public:
-  /// Allocates the KV cache (F16) for n_ctx cells (KvCache: windowed layers keep fewer), and
-  /// the recurrent states of n_seq_max sequences if the model has recurrent layers. Throws
-  /// Error for n_ctx or n_ubatch of 0, or n_seq_max outside 1 .. kMaxSequences.
+  /// Allocates the KV cache (type_k / type_v rows) for n_ctx cells (KvCache: windowed layers
+  /// keep fewer), and the recurrent states of n_seq_max sequences if the model has recurrent
+  /// layers. Throws Error for n_ctx or n_ubatch of 0, n_seq_max outside 1 .. kMaxSequences, or
+  /// cache types the model cannot use (check_kv_cache_types).
   Context(std::shared_ptr<const model::Model> model, const ContextParams& params);
 
   /// Evaluates `batch` in micro-batches of at most n_ubatch tokens, storing K/V in the cache

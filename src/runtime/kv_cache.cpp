@@ -1,11 +1,72 @@
 #include "runtime/kv_cache.h"
 
 #include <algorithm>
+#include <cctype>
+#include <optional>
 #include <string>
+#include <tuple>
 
 #include "hearth/error.h"
 
 namespace hearth::runtime {
+
+const std::vector<quant::GgmlType>& kv_cache_types() {
+  static const std::vector<quant::GgmlType> types = {quant::GgmlType::F16, quant::GgmlType::BF16,
+                                                     quant::GgmlType::Q8_0, quant::GgmlType::Q4_0};
+  return types;
+}
+
+std::string kv_cache_type_name(quant::GgmlType type) {
+  std::string n(quant::type_name(type));
+  for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return n;
+}
+
+namespace {
+
+std::string valid_cache_types() {
+  std::string out;
+  for (quant::GgmlType t : kv_cache_types()) out += (out.empty() ? "" : ", ") + kv_cache_type_name(t);
+  return out;
+}
+
+bool is_cache_type(quant::GgmlType type) {
+  const auto& ts = kv_cache_types();
+  return std::find(ts.begin(), ts.end(), type) != ts.end();
+}
+
+void check_cache_type(quant::GgmlType type, const char* which) {
+  if (!is_cache_type(type))
+    throw Error(std::string("unsupported ") + which + " cache type " + kv_cache_type_name(type) + " (valid: " +
+                valid_cache_types() + ")");
+}
+
+}  // namespace
+
+quant::GgmlType parse_kv_cache_type(std::string_view name) {
+  const std::optional<quant::GgmlType> t = quant::type_from_name(name);
+  if (!t || !is_cache_type(*t))
+    throw Error("unsupported KV cache type '" + std::string(name) + "' (valid: " + valid_cache_types() + ")");
+  return *t;
+}
+
+void check_kv_cache_types(const model::HParams& hp, quant::GgmlType type_k, quant::GgmlType type_v) {
+  check_cache_type(type_k, "K");
+  check_cache_type(type_v, "V");
+  const int64_t bk = quant::traits(type_k).blck_size, bv = quant::traits(type_v).blck_size;
+  if (hp.head_dim_k % bk != 0)
+    throw Error("K cache type " + kv_cache_type_name(type_k) + " needs head_dim_k (" + std::to_string(hp.head_dim_k) +
+                ") to be a multiple of its block size " + std::to_string(bk));
+  if (hp.head_dim_v % bv != 0)
+    throw Error("V cache type " + kv_cache_type_name(type_v) + " needs head_dim_v (" + std::to_string(hp.head_dim_v) +
+                ") to be a multiple of its block size " + std::to_string(bv));
+}
+
+uint64_t KvCache::layer_size_bytes(const model::KvLayerSpec& spec, uint32_t cells, quant::GgmlType type_k,
+                                   quant::GgmlType type_v) {
+  return static_cast<uint64_t>(cells) *
+         (quant::row_size(type_k, spec.n_embd_k) + quant::row_size(type_v, spec.n_embd_v));
+}
 
 std::vector<uint32_t> KvCache::layer_cells(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx,
                                            uint32_t n_ubatch, uint32_t n_seq_max) {
@@ -23,17 +84,28 @@ std::vector<uint32_t> KvCache::layer_cells(const std::vector<model::KvLayerSpec>
   return out;
 }
 
-KvCache::KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max)
-    : specs_(specs), pos_(n_ctx, -1), seq_mask_(n_ctx, 0), seq_cells_(kMaxSequences), n_seq_max_(n_seq_max) {
+KvCache::KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max,
+                 quant::GgmlType type_k, quant::GgmlType type_v)
+    : specs_(specs), type_k_(type_k), type_v_(type_v), pos_(n_ctx, -1), seq_mask_(n_ctx, 0), seq_cells_(kMaxSequences), n_seq_max_(n_seq_max) {
   if (n_ctx == 0) throw Error("n_ctx must be at least 1");
   if (n_ubatch == 0) throw Error("n_ubatch must be at least 1");
   if (n_seq_max == 0 || n_seq_max > static_cast<uint32_t>(kMaxSequences))
     throw Error("n_seq_max = " + std::to_string(n_seq_max) + " is out of range (1.." + std::to_string(kMaxSequences) +
                 ")");
+  check_cache_type(type_k, "K");
+  check_cache_type(type_v, "V");
   windows_.push_back(model::AttnWindow{});
-  for (const model::KvLayerSpec& spec : specs) {
+  for (size_t il = 0; il < specs.size(); ++il) {
+    const model::KvLayerSpec& spec = specs[il];
     if (spec.window.kind != model::AttnWindow::Kind::kFull && spec.window.size <= 0)
       throw Error("a windowed attention layer has window size " + std::to_string(spec.window.size));
+    for (const auto& [width, type, which] :
+         {std::tuple{spec.n_embd_k, type_k, "K"}, std::tuple{spec.n_embd_v, type_v, "V"}}) {
+      if (width % quant::traits(type).blck_size != 0)
+        throw Error(std::string(which) + " cache type " + kv_cache_type_name(type) + ": layer " + std::to_string(il) +
+                    " has rows of " + std::to_string(width) + " values, not a multiple of the block size " +
+                    std::to_string(quant::traits(type).blck_size));
+    }
   }
   layer_cells_ = layer_cells(specs, n_ctx, n_ubatch, n_seq_max);
   for (size_t il = 0; il < specs.size(); ++il) {
@@ -41,8 +113,8 @@ KvCache::KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx, u
     const auto it = std::find(windows_.begin(), windows_.end(), spec.window);
     layer_window_.push_back(static_cast<size_t>(it - windows_.begin()));
     if (it == windows_.end()) windows_.push_back(spec.window);
-    k_.emplace_back(static_cast<size_t>(layer_cells_[il]) * spec.n_embd_k);
-    v_.emplace_back(static_cast<size_t>(layer_cells_[il]) * spec.n_embd_v);
+    k_.emplace_back(static_cast<size_t>(layer_cells_[il]) * quant::row_size(type_k, spec.n_embd_k));
+    v_.emplace_back(static_cast<size_t>(layer_cells_[il]) * quant::row_size(type_v, spec.n_embd_v));
     r_.emplace_back(static_cast<size_t>(n_seq_max) * spec.n_embd_r);
     s_.emplace_back(static_cast<size_t>(n_seq_max) * spec.n_embd_s);
     recurrent_ = recurrent_ || spec.recurrent();
@@ -65,7 +137,7 @@ uint64_t KvCache::bytes() const {
   return n;
 }
 
-uint64_t KvCache::layer_bytes(size_t il) const { return (k_[il].size() + v_[il].size()) * sizeof(uint16_t); }
+uint64_t KvCache::layer_bytes(size_t il) const { return k_[il].size() + v_[il].size(); }
 
 uint64_t KvCache::recurrent_bytes() const {
   uint64_t n = 0;
@@ -76,7 +148,8 @@ uint64_t KvCache::recurrent_bytes() const {
 std::vector<model::KvLayer> KvCache::layers() {
   std::vector<model::KvLayer> out;
   for (size_t il = 0; il < specs_.size(); ++il) {
-    model::KvLayer l{k_[il].data(), v_[il].data(), specs_[il].n_embd_k, specs_[il].n_embd_v};
+    model::KvLayer l{k_[il].data(), v_[il].data(), static_cast<int64_t>(quant::row_size(type_k_, specs_[il].n_embd_k)),
+                     static_cast<int64_t>(quant::row_size(type_v_, specs_[il].n_embd_v)), type_k_, type_v_};
     if (specs_[il].recurrent()) {
       l.conv = r_[il].data();
       l.ssm = s_[il].data();

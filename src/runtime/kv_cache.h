@@ -1,19 +1,39 @@
-// The KV cache: n_ctx cells shared by up to 64 sequences, F16 K and V rows per layer; and for
-// the recurrent (Gated DeltaNet) layers of hybrid models, a fixed-size state per sequence
-// (architectures.md §7.4) beside it.
+// The KV cache: n_ctx cells shared by up to 64 sequences, K and V rows per layer stored as
+// F16, BF16, Q8_0 or Q4_0 (llama.cpp's KV cache types); and for the recurrent (Gated DeltaNet)
+// layers of hybrid models, a fixed-size state per sequence (architectures.md §7.4) beside it.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/attention.h"
 #include "model/arch.h"
+#include "model/hparams.h"
+#include "quant/types.h"
 
 namespace hearth::runtime {
 
 /// Sequence ids are 0 .. kMaxSequences-1 (one bit each in a cell's sequence mask).
 inline constexpr int32_t kMaxSequences = 64;
+
+/// The types K and V rows can be stored in (llama.cpp's --cache-type-k / --cache-type-v values
+/// hearth supports): F16 (the default), BF16, Q8_0, Q4_0.
+const std::vector<quant::GgmlType>& kv_cache_types();
+
+/// llama.cpp's name of a cache type: the lower-case ggml name ("f16", "q8_0").
+std::string kv_cache_type_name(quant::GgmlType type);
+
+/// The cache type named `name` (case-insensitive: "q8_0", "F16"). Throws Error naming the value
+/// and listing the valid names for anything else.
+quant::GgmlType parse_kv_cache_type(std::string_view name);
+
+/// Throws Error unless type_k and type_v are cache types (kv_cache_types()) whose block size
+/// divides the model's head dims (head_dim_k for K, head_dim_v for V: each head's row must be
+/// whole blocks; formats.md §1.6), naming the type, the head dim and the block size.
+void check_kv_cache_types(const model::HParams& hp, quant::GgmlType type_k, quant::GgmlType type_v);
 
 /// Cells of the cache. A cell is free (pos < 0) or holds the K/V of one token at position
 /// `pos`, shared by the sequences in `seq_mask` (a prefix copied with seq_cp is stored once).
@@ -33,19 +53,28 @@ inline constexpr int32_t kMaxSequences = 64;
 /// to an empty one (with its state), as llama.cpp's recurrent memory.
 class KvCache {
  public:
-  /// Allocates the layers of `specs` (see layer_cells() for the sizes) and, if some layers are
-  /// recurrent, n_seq_max zeroed states for them (recurrent_bytes() = n_seq_max · Σ (n_embd_r +
-  /// n_embd_s) · 4). Throws Error for n_ctx or n_ubatch of 0, n_seq_max outside
-  /// 1..kMaxSequences, or a windowed layer with a window size <= 0.
+  /// Allocates the layers of `specs` (see layer_cells() for the sizes) with K rows stored as
+  /// type_k and V rows as type_v and, if some layers are recurrent, n_seq_max zeroed states for
+  /// them (recurrent_bytes() = n_seq_max · Σ (n_embd_r + n_embd_s) · 4). Throws Error for n_ctx
+  /// or n_ubatch of 0, n_seq_max outside 1..kMaxSequences, a windowed layer with a window size
+  /// <= 0, a type that is not a cache type, or a layer whose row width is not a multiple of its
+  /// type's block size.
   KvCache(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx, uint32_t n_ubatch = 512,
-          uint32_t n_seq_max = 1);
+          uint32_t n_seq_max = 1, quant::GgmlType type_k = quant::GgmlType::F16,
+          quant::GgmlType type_v = quant::GgmlType::F16);
 
   /// Cells of storage per layer the constructor allocates: n_ctx for full attention,
   /// min(n_ctx, size·n_seq_max + n_ubatch) for a windowed layer, 0 for a layer without KV.
-  /// Bytes of layer il = cells · (n_embd_k + n_embd_v) · 2 (F16). The planner (`hearth show
-  /// --memory`) uses this same function.
+  /// The planner (`hearth show --memory`) uses this same function.
   static std::vector<uint32_t> layer_cells(const std::vector<model::KvLayerSpec>& specs, uint32_t n_ctx,
                                            uint32_t n_ubatch, uint32_t n_seq_max);
+
+  /// Bytes of one layer of `cells` cells: cells · (row_size(type_k, n_embd_k) +
+  /// row_size(type_v, n_embd_v)) (quant::row_size: F16/BF16 2 bytes per value, Q8_0 34 and
+  /// Q4_0 18 bytes per 32 values). The constructor and the planner both size with it. Throws
+  /// Error (quant::row_size) for a row width that is not a multiple of the block size.
+  static uint64_t layer_size_bytes(const model::KvLayerSpec& spec, uint32_t cells, quant::GgmlType type_k,
+                                   quant::GgmlType type_v);
 
   uint32_t n_ctx() const { return static_cast<uint32_t>(pos_.size()); }
   /// Cells holding a token.
@@ -64,6 +93,9 @@ class KvCache {
 
   /// The layers' specs as given to the constructor.
   const std::vector<model::KvLayerSpec>& specs() const { return specs_; }
+  /// Storage types of the K and V rows.
+  quant::GgmlType type_k() const { return type_k_; }
+  quant::GgmlType type_v() const { return type_v_; }
   /// Views of every layer's storage for the forward pass.
   std::vector<model::KvLayer> layers();
 
@@ -122,7 +154,8 @@ class KvCache {
 
   std::vector<model::KvLayerSpec> specs_;
   std::vector<uint32_t> layer_cells_;
-  std::vector<std::vector<uint16_t>> k_, v_;  // per layer [layer_cells][n_embd_k|v]
+  quant::GgmlType type_k_, type_v_;
+  std::vector<std::vector<uint8_t>> k_, v_;   // per layer [layer_cells][row bytes of n_embd_k|v]
   std::vector<int32_t> pos_;                  // per cell, -1 = free
   std::vector<uint64_t> seq_mask_;            // per cell
   std::vector<std::map<int32_t, int32_t>> seq_cells_;  // per sequence: position -> cell

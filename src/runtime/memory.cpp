@@ -28,8 +28,10 @@ int64_t block_of(const std::string& name) {
 
 }  // namespace
 
-MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max) {
+MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max,
+                       quant::GgmlType type_k, quant::GgmlType type_v) {
   if (n_ctx == 0 || n_ubatch == 0 || n_seq_max == 0) throw Error("n_ctx, n_ubatch and n_seq_max must be at least 1");
+  check_kv_cache_types(model.hparams(), type_k, type_v);
   const std::vector<model::KvLayerSpec> specs = model.arch().kv_layers();
   const std::vector<uint32_t> cells = KvCache::layer_cells(specs, n_ctx, n_ubatch, n_seq_max);
   MemoryPlan plan;
@@ -42,7 +44,7 @@ MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_uba
     MemoryRow& row = plan.rows[r];
     row_of[il] = r;
     ++row.n_layers;
-    const uint64_t kv = static_cast<uint64_t>(cells[il]) * (specs[il].n_embd_k + specs[il].n_embd_v) * 2;
+    const uint64_t kv = KvCache::layer_size_bytes(specs[il], cells[il], type_k, type_v);
     row.kv_bytes += kv;
     plan.kv_bytes += kv;
     // KvCache: n_seq_max states of n_embd_r + n_embd_s floats per recurrent layer.

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "quant/types.h"
 
 namespace hearth::runtime {
 
@@ -17,7 +18,7 @@ struct MemoryRow {
   uint32_t n_layers = 0;
   uint64_t weight_bytes = 0;  ///< tensors named blk.N.* of these layers
   uint32_t kv_cells = 0;      ///< cells each of these layers stores
-  uint64_t kv_bytes = 0;      ///< K and V storage of these layers (F16)
+  uint64_t kv_bytes = 0;      ///< K and V storage of these layers (in the plan's cache types)
   uint64_t state_bytes = 0;   ///< recurrent and conv state of these layers, all n_seq_max sequences (F32)
 };
 
@@ -30,8 +31,10 @@ struct MemoryPlan {
   uint64_t state_bytes = 0;         ///< equals KvCache::recurrent_bytes()
 };
 
-/// The memory of a context over `model` with n_ctx cells, micro-batches of n_ubatch tokens and
-/// up to n_seq_max sequences (ContextParams names). Throws Error for sizes of 0.
-MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max);
+/// The memory of a context over `model` with n_ctx cells, micro-batches of n_ubatch tokens, up
+/// to n_seq_max sequences and K/V rows stored as type_k / type_v (ContextParams names). Throws
+/// Error for sizes of 0 and for cache types the model cannot use (check_kv_cache_types).
+MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max,
+                       quant::GgmlType type_k = quant::GgmlType::F16, quant::GgmlType type_v = quant::GgmlType::F16);
 
 }  // namespace hearth::runtime

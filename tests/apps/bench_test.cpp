@@ -194,7 +194,41 @@ TEST(Bench, MarkdownIsLlamaBenchsTable) {
   EXPECT_NE(u.out.find("|      256 |"), std::string::npos) << u.out;
 }
 
+TEST(Bench, CacheTypesAreReportedAndUsed) {
+  // llama-bench's -ctk / -ctv lists: one test per combination, in its order (cache types
+  // before threads); types other than f16 run with flash attention.
+  const Result r = hearth({"bench", "-m", kDemoModel, "-p", "8", "-n", "2", "-t", "1", "-r", "2", "-ctk", "q8_0,q4_0",
+                           "--cache-type-v", "bf16", "-o", "json", "--no-warmup"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 4u) << r.out;
+  const char* want_k[] = {"q8_0", "q8_0", "q4_0", "q4_0"};
+  for (size_t i = 0; i < 4; ++i) {
+    expect_consistent_test(j[i], i % 2 == 0 ? 8 : 0, i % 2 == 0 ? 0 : 2, 1, 2);
+    EXPECT_EQ(j[i]["type_k"], want_k[i]);
+    EXPECT_EQ(j[i]["type_v"], "bf16");
+    EXPECT_EQ(j[i]["flash_attn"], true);
+  }
+  // -fa 0,1: the flash switch is a column of its own, as are the cache types; q8_0, which always
+  // uses flash attention, runs once.
+  const Result m = hearth({"bench", "-m", kDemoModel, "-p", "8", "-n", "0", "-t", "1", "-r", "1", "-fa", "0,1",
+                           "-ctk", "f16,q8_0", "--no-warmup"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  const std::vector<std::string> lines = lines_of(m.out);
+  ASSERT_EQ(lines.size(), 5u) << m.out;
+  EXPECT_NE(lines[0].find("| type_k |"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0].find("| type_v |"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("| fa |"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[2].find("| f16    |  0 |"), std::string::npos) << lines[2];
+  EXPECT_NE(lines[3].find("| f16    |  1 |"), std::string::npos) << lines[3];
+  EXPECT_NE(lines[4].find("| q8_0   |  1 |"), std::string::npos) << lines[4];
+}
+
 TEST(Bench, BadValuesAreOneClearLine) {
+  expect_error(hearth({"bench", "-m", kDemoModel, "-ctk", "q8_0,q5_k"}),
+               "-ctk: unsupported KV cache type 'q5_k' (valid: f16, bf16, q8_0, q4_0)");
+  expect_error(hearth({"bench", "-m", kDemoModel, "-ctv", "f32"}), "-ctv: unsupported KV cache type 'f32'");
+  expect_error(hearth({"bench", "-m", kDemoModel, "-fa", "2"}), "-fa: '2' is not 0 or 1");
   expect_error(hearth({"bench", "-m", kDemoModel, "-p", "-1"}), "-p: -1 is not a valid prompt length");
   expect_error(hearth({"bench", "-m", kDemoModel, "-n", "4,-2"}), "-n: -2 is not a valid number of generated tokens");
   expect_error(hearth({"bench", "-m", kDemoModel, "-t", "0"}), "-t: 0 is not a valid thread count");

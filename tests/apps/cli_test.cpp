@@ -7,7 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -185,6 +187,19 @@ TEST(Cli, ShowDescribesTheModel) {
   EXPECT_EQ(m["kv_cache_bytes"], 3 * 1000 * (256 + 256) * 2);
   EXPECT_EQ(m["layers"][0]["kind"], "full attention");
   EXPECT_EQ(m["total_bytes"].get<uint64_t>(), m["weights_bytes"].get<uint64_t>() + m["kv_cache_bytes"].get<uint64_t>());
+  // With cache types (-ctk / -ctv): Q8_0 rows of 256 values are 8 blocks x 34 bytes, Q4_0 8 x 18.
+  r = hearth({"show", "--memory", kModels + "qwen3-F16.gguf", "-c", "1000", "-ctk", "q8_0", "--cache-type-v", "q4_0",
+              "--json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto mq = nlohmann::json::parse(r.out);
+  EXPECT_EQ(mq["kv_cache_bytes"], 3 * 1000 * (272 + 144));
+  EXPECT_EQ(mq["type_k"], "q8_0");
+  EXPECT_EQ(mq["type_v"], "q4_0");
+  r = hearth({"show", "--memory", kModels + "qwen3-F16.gguf", "-ctv", "q4_k"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--cache-type-v: unsupported KV cache type 'q4_k' (valid: f16, bf16, q8_0, q4_0)"),
+            std::string::npos)
+      << r.err;
   // show reads any GGUF, even an architecture hearth cannot run.
   r = hearth({"show", kModels + "gemma4-F16.gguf"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -215,6 +230,53 @@ TEST_F(CliWithTinyModel, RunStreamsTextAndReportsSpeed) {
   const Result g1 = hearth({"run", path_, "-p", "We the People", "-n", "8", "--temp", "0"});
   const Result g2 = hearth({"run", path_, "-p", "We the People", "-n", "8", "--temp", "0", "--seed", "99"});
   EXPECT_EQ(g1.out, g2.out);
+}
+
+TEST_F(CliWithTinyModel, RunWithCacheTypes) {
+  // tiny-llama has head_dim 16: bf16 (blocks of 1) works, q8_0 (blocks of 32) cannot hold a head.
+  Result r = hearth({"run", path_, "-p", "We the People", "-n", "4", "--temp", "0", "-ctk", "bf16", "-ctv", "bf16"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("We the People", 0), 0u) << r.out;
+  r = hearth({"run", path_, "-p", "We the People", "-n", "4", "-ctk", "q8_0"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("K cache type q8_0 needs head_dim_k (16) to be a multiple of its block size 32"),
+            std::string::npos)
+      << r.err;
+  r = hearth({"run", path_, "-p", "We", "-n", "1", "-ctv", "q4"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--cache-type-v: unsupported KV cache type 'q4' (valid: f16, bf16, q8_0, q4_0)"),
+            std::string::npos)
+      << r.err;
+  r = hearth({"run", path_, "-p", "We", "-n", "1", "-ctk", "bf16", "-fa", "off"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("need flash attention"), std::string::npos) << r.err;
+  r = hearth({"run", path_, "-p", "We", "-n", "1", "-fa", "sometimes"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("--flash-attn: unknown value 'sometimes' (on, off or auto)"), std::string::npos) << r.err;
+}
+
+TEST(Cli, EvalWithQuantizedCacheStaysCloseToF16) {
+  // hearth eval -ctk q8_0 -ctv q8_0 on llama-F16 (head_dim 64): the logits move, but little
+  // (kv_cache_types_test.cpp measures this in detail).
+  const std::string f16 = temp_path("eval-f16.bin"), q8 = temp_path("eval-q8.bin");
+  const std::string model = kModels + "llama-F16.gguf";
+  const std::string tokens = "1 550 1047 1396 2592 3229 3919";
+  Result r = hearth({"eval", model, "--tokens", tokens, "--dump-logits", f16});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = hearth({"eval", model, "--tokens", tokens, "--dump-logits", q8, "-ctk", "q8_0", "-ctv", "q8_0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::string a = slurp(f16), b = slurp(q8);
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_EQ(a.size() % 4, 0u);
+  std::vector<float> x(a.size() / 4), y(b.size() / 4);
+  std::memcpy(x.data(), a.data(), a.size());
+  std::memcpy(y.data(), b.data(), b.size());
+  double max_diff = 0;
+  for (size_t i = 0; i < x.size(); ++i) max_diff = std::max(max_diff, std::fabs(static_cast<double>(x[i]) - y[i]));
+  EXPECT_GT(max_diff, 0.0);
+  EXPECT_LT(max_diff, 0.5);  // logit std ~1
+  std::filesystem::remove(f16);
+  std::filesystem::remove(q8);
 }
 
 TEST_F(CliWithTinyModel, CtrlCStopsGenerationCleanly) {
