@@ -32,6 +32,8 @@
 #include "common.h"
 #include "model/model.h"
 #include "runtime/context.h"
+#include "sample/grammar.h"
+#include "sample/json_schema.h"
 #include "sample/sampler.h"
 #include "tokenizer/tokenizer.h"
 
@@ -603,6 +605,7 @@ void register_run(CLI::App& app) {
     bool chat = false, think = false, no_think = false, verbose = false;
     int reasoning_budget = -1;
     std::string system, template_file, chat_format;
+    std::string grammar, grammar_file, json_schema;
     sample::SamplerParams sp;
     CacheOptions cache;
   };
@@ -637,6 +640,12 @@ void register_run(CLI::App& app) {
                   "chat: output format family (generic, qwen3, qwen3.5, llama3, llama4, gemma4, deepseek-r1, mistral; "
                   "default: detected from the template)");
   sub->add_flag("-v,--verbose", o->verbose, "chat: prompt and answer statistics after each answer");
+  auto* grammar_opt = sub->add_option("--grammar", o->grammar, "GBNF grammar the output must follow (llama.cpp's)");
+  auto* grammar_file_opt =
+      sub->add_option("--grammar-file", o->grammar_file, "file with a GBNF grammar")->excludes(grammar_opt);
+  sub->add_option("-j,--json-schema", o->json_schema, "JSON Schema the output must be valid against (its text)")
+      ->excludes(grammar_opt)
+      ->excludes(grammar_file_opt);
   o->cache.add_to(sub);
   add_command(app, sub, [o, ctx_opt, prompt_opt] {
     o->sp.seed = o->seed < 0 ? static_cast<uint64_t>(std::time(nullptr)) : static_cast<uint64_t>(o->seed);
@@ -645,6 +654,23 @@ void register_run(CLI::App& app) {
     auto model = o->model.empty() ? model::Model::load_default() : model::Model::load(o->model);
     if (ctx_opt->count() == 0) o->n_ctx = std::min<uint32_t>(4096, model->hparams().n_ctx_train);
     const tokenizer::Tokenizer& tok = model->tokenizer();
+    // Constrained decoding: tokens that cannot continue the grammar are never sampled, and the
+    // end of text only once it is complete (llama.cpp's --grammar, --grammar-file, --json-schema).
+    std::string gbnf = o->grammar;
+    if (!o->grammar_file.empty()) gbnf = read_file(o->grammar_file);
+    if (!o->json_schema.empty()) {
+      nlohmann::ordered_json schema;
+      try {
+        schema = nlohmann::ordered_json::parse(o->json_schema);
+      } catch (const nlohmann::json::exception& e) {
+        throw Error(std::string("--json-schema is not valid JSON: ") + e.what());
+      }
+      gbnf = sample::json_schema_to_grammar(schema);
+    }
+    if (!gbnf.empty()) {
+      auto vocab = sample::GrammarVocab::from_tokenizer(tok);
+      sampler.set_grammar(sample::Grammar::parse(gbnf, vocab.get()), vocab);
+    }
     runtime::ContextParams cp;
     o->cache.apply(cp);
     cp.n_ctx = o->n_ctx;

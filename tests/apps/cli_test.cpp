@@ -232,6 +232,29 @@ TEST_F(CliWithTinyModel, RunStreamsTextAndReportsSpeed) {
   EXPECT_EQ(g1.out, g2.out);
 }
 
+// --json-schema / --grammar: whatever the random model prefers, the text it writes after the
+// prompt is a document of the schema, and generation ends when the grammar is complete.
+TEST_F(CliWithTinyModel, RunFollowsAJsonSchemaOrAGrammar) {
+  const std::string schema =
+      R"({"type": "object", "properties": {"pick": {"enum": ["red", "green"]}, "n": {"type": "integer"}},)"
+      R"( "required": ["pick", "n"], "additionalProperties": false})";
+  for (const char* seed : {"1", "2", "3"}) {
+    const Result r = hearth({"run", path_, "-p", "JSON:", "-n", "400", "--seed", seed, "--temp", "1", "-j", schema});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ASSERT_EQ(r.out.rfind("JSON:", 0), 0u) << r.out;
+    const auto doc = nlohmann::json::parse(r.out.substr(5));  // throws if the text is not JSON
+    ASSERT_TRUE(doc.is_object()) << r.out;
+    EXPECT_EQ(doc.size(), 2u) << r.out;
+    EXPECT_TRUE(doc["pick"] == "red" || doc["pick"] == "green") << r.out;
+    EXPECT_TRUE(doc["n"].is_number_integer()) << r.out;
+  }
+  const Result g = hearth({"run", path_, "-p", "Answer:", "-n", "50", "--seed", "4", "--grammar", R"(root ::= "yes" | "no")"});
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_TRUE(g.out == "Answer:yes\n" || g.out == "Answer:no\n") << g.out;
+  expect_error(hearth({"run", path_, "-p", "x", "--grammar", "root ::= undefined_rule"}), "undefined_rule");
+  expect_error(hearth({"run", path_, "-p", "x", "-j", "{not json"}), "--json-schema is not valid JSON");
+}
+
 TEST_F(CliWithTinyModel, RunWithCacheTypes) {
   // tiny-llama has head_dim 16: bf16 (blocks of 1) works, q8_0 (blocks of 32) cannot hold a head.
   Result r = hearth({"run", path_, "-p", "We the People", "-n", "4", "--temp", "0", "-ctk", "bf16", "-ctv", "bf16"});
