@@ -32,6 +32,20 @@ bool Imatrix::wants(const std::string& weight_name, int64_t n_rows) {
   return n_rows >= kMinRows && weight_name.rfind("blk.", 0) == 0;
 }
 
+namespace {
+
+/// dst[c] += Σ_r x[r][c]² over the n_rows rows of x ([n_rows][n_in]), summed in double.
+void add_sum2(const float* x, int64_t n_rows, int64_t n_in, float* dst) {
+  std::vector<double> sum(static_cast<size_t>(n_in), 0.0);
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const float* row = x + r * n_in;
+    for (int64_t c = 0; c < n_in; ++c) sum[static_cast<size_t>(c)] += static_cast<double>(row[c]) * row[c];
+  }
+  for (int64_t c = 0; c < n_in; ++c) dst[c] += static_cast<float>(sum[static_cast<size_t>(c)]);
+}
+
+}  // namespace
+
 void Imatrix::accumulate(const std::string& weight_name, const float* x, int64_t n_rows, int64_t n_in) {
   ImatrixEntry& e = entries[weight_name];
   if (e.in_sum2.empty()) {
@@ -43,12 +57,7 @@ void Imatrix::accumulate(const std::string& weight_name, const float* x, int64_t
     throw Error("imatrix entry " + weight_name + " has " + std::to_string(e.n_in) + " columns x " +
                 std::to_string(e.n_mat) + " matrices; cannot add rows of " + std::to_string(n_in));
   }
-  std::vector<double> sum(static_cast<size_t>(n_in), 0.0);
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const float* row = x + r * n_in;
-    for (int64_t c = 0; c < n_in; ++c) sum[static_cast<size_t>(c)] += static_cast<double>(row[c]) * row[c];
-  }
-  for (int64_t c = 0; c < n_in; ++c) e.in_sum2[static_cast<size_t>(c)] += static_cast<float>(sum[static_cast<size_t>(c)]);
+  add_sum2(x, n_rows, n_in, e.in_sum2.data());
   e.counts[0] += static_cast<float>(n_rows);
 }
 
@@ -68,13 +77,7 @@ void Imatrix::accumulate_expert(const std::string& weight_name, int64_t expert, 
                 std::to_string(e.n_mat) + " matrices; cannot add rows of " + std::to_string(n_in) + " for " +
                 std::to_string(n_expert) + " experts");
   }
-  std::vector<double> sum(static_cast<size_t>(n_in), 0.0);
-  for (int64_t r = 0; r < n_rows; ++r) {
-    const float* row = x + r * n_in;
-    for (int64_t c = 0; c < n_in; ++c) sum[static_cast<size_t>(c)] += static_cast<double>(row[c]) * row[c];
-  }
-  float* dst = e.in_sum2.data() + expert * n_in;
-  for (int64_t c = 0; c < n_in; ++c) dst[c] += static_cast<float>(sum[static_cast<size_t>(c)]);
+  add_sum2(x, n_rows, n_in, e.in_sum2.data() + expert * n_in);
   e.counts[static_cast<size_t>(expert)] += static_cast<float>(n_rows);
 }
 
