@@ -207,15 +207,20 @@ void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
   model_->arch().forward(ub, state_, out);
 }
 
+std::shared_ptr<const std::unordered_map<const uint8_t*, std::string>> Context::tensor_names() const {
+  // Weight views point into the file's mapping: the data address identifies the tensor.
+  auto names = std::make_shared<std::unordered_map<const uint8_t*, std::string>>();
+  const gguf::File& file = model_->file();
+  for (const gguf::TensorInfo& t : file.tensors()) names->emplace(file.tensor_data(t).data(), t.name);
+  return names;
+}
+
 void Context::set_matmul_observer(MatmulObserver observer) {
   if (!observer) {
     state_.on_matmul = nullptr;
     return;
   }
-  // Weight views point into the file's mapping: the data address identifies the tensor.
-  auto names = std::make_shared<std::unordered_map<const uint8_t*, std::string>>();
-  const gguf::File& file = model_->file();
-  for (const gguf::TensorInfo& t : file.tensors()) names->emplace(file.tensor_data(t).data(), t.name);
+  auto names = tensor_names();
   state_.on_matmul = [names, obs = std::move(observer)](const kernels::MatrixView& w, const float* x, int64_t n_rows) {
     const auto it = names->find(w.data);
     static const std::string unknown = "?";
@@ -228,9 +233,7 @@ void Context::set_matmul_id_observer(MatmulIdObserver observer) {
     state_.on_matmul_id = nullptr;
     return;
   }
-  auto names = std::make_shared<std::unordered_map<const uint8_t*, std::string>>();
-  const gguf::File& file = model_->file();
-  for (const gguf::TensorInfo& t : file.tensors()) names->emplace(file.tensor_data(t).data(), t.name);
+  auto names = tensor_names();
   state_.on_matmul_id = [names, obs = std::move(observer)](const kernels::MatrixView& stack, int64_t expert,
                                                            int64_t n_expert, const float* x, int64_t n_rows) {
     const auto it = names->find(stack.data);

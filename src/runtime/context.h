@@ -7,6 +7,7 @@
 #include <string>
 #include <memory>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/threadpool.h"
@@ -92,6 +93,8 @@ class Context {
 
  private:
   void decode_ubatch(const Batch& batch, size_t begin, size_t end);
+  /// Tensor names by the address of their data in the file mapping (for the observers).
+  std::shared_ptr<const std::unordered_map<const uint8_t*, std::string>> tensor_names() const;
 
   std::shared_ptr<const model::Model> model_;
   ContextParams params_;
