@@ -255,6 +255,8 @@ class AnswerPrinter {
         printed_content_ = true;
         break;
       case chat::EventKind::Error: std::fprintf(stderr, "\nhearth: warning: %s\n", e.text.c_str()); break;
+      case chat::EventKind::ToolCallBegin:
+      case chat::EventKind::ToolCallArgs: break;  // only with ParserOptions::stream_tool_calls
     }
     std::fflush(reasoning_);
     std::fflush(content_);

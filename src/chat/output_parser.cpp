@@ -129,6 +129,12 @@ struct OutputParser::Impl {
   Section content, reasoning;
   bool finished = false;
   ParsedOutput result;
+  // Streaming (ParserOptions::stream_tool_calls): the calls of the current block begun so far.
+  struct Streamed {
+    std::string id;
+    std::string args;  // arguments sent so far
+  };
+  std::vector<Streamed> streamed;
   std::mt19937_64 rng;
   std::vector<Event>* out = nullptr;
 
@@ -150,7 +156,7 @@ struct OutputParser::Impl {
       out->back().text += text;
       return;
     }
-    out->push_back({kind, std::move(text), {}});
+    out->push_back({kind, std::move(text), {}, 0});
   }
   void emit_content(std::string_view t) { push(EventKind::Content, content.add(t)); }
   void emit_reasoning(std::string_view t) { push(EventKind::Reasoning, reasoning.add(t)); }
@@ -250,21 +256,56 @@ struct OutputParser::Impl {
     return true;
   }
 
+  // Begins call `i` of the block (ToolCallBegin) if it has not begun, and sends the part of
+  // `args` it has not sent yet (ToolCallArgs) when `args` extends what was sent.
+  // `first`: the index of the block's first call.
+  void stream_call(size_t first, size_t i, const std::string& name, const std::string& model_id,
+                   const std::string& args) {
+    const size_t index = first + i;
+    if (i >= streamed.size()) {
+      streamed.push_back({model_id.empty() ? make_id() : model_id, ""});
+      out->push_back({EventKind::ToolCallBegin, "", {streamed[i].id, name, ""}, index});
+    }
+    Streamed& s = streamed[i];
+    if (args.size() > s.args.size() && args.compare(0, s.args.size(), s.args) == 0) {
+      out->push_back({EventKind::ToolCallArgs, args.substr(s.args.size()), {s.id, name, ""}, index});
+      s.args = args;
+    }
+  }
+
   bool step_tool(bool at_end) {
     const BlockResult r = detail::read_block(block, buf, at_end, opt.tools);
     switch (r.status) {
-      case BlockResult::Status::NeedMore: return false;
-      case BlockResult::Status::Done:
-        for (const detail::RawCall& c : r.calls) {
-          ToolCall call{c.id.empty() ? make_id() : c.id, c.name, c.arguments};
-          result.tool_calls.push_back(call);
-          out->push_back({EventKind::ToolCall, "", std::move(call)});
+      case BlockResult::Status::NeedMore:
+        if (opt.stream_tool_calls) {
+          const std::vector<detail::PartialCall> partial = detail::read_partial_block(block, buf, opt.tools);
+          for (size_t i = 0; i < partial.size(); ++i)
+            stream_call(result.tool_calls.size(), i, partial[i].name, partial[i].id, partial[i].arguments);
         }
+        return false;
+      case BlockResult::Status::Done: {
+        const size_t first = result.tool_calls.size();
+        for (size_t i = 0; i < r.calls.size(); ++i) {
+          const detail::RawCall& c = r.calls[i];
+          std::string id;
+          if (opt.stream_tool_calls) {
+            stream_call(first, i, c.name, c.id, c.arguments);
+            id = streamed[i].id;
+          } else {
+            id = c.id.empty() ? make_id() : c.id;
+          }
+          ToolCall call{id, c.name, c.arguments};
+          result.tool_calls.push_back(call);
+          out->push_back({EventKind::ToolCall, "", std::move(call), first + i});
+        }
+        streamed.clear();
         break;
+      }
       case BlockResult::Status::Invalid: {
         const std::string message = "malformed tool call (" + std::string(family_name(family)) + " format): " + r.error;
         result.errors.push_back(message);
-        out->push_back({EventKind::Error, message, {}});
+        out->push_back({EventKind::Error, message, {}, 0});
+        streamed.clear();
         emit_content(opener + buf.substr(0, r.consumed));
         break;
       }

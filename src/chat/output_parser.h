@@ -45,6 +45,12 @@ enum class EventKind {
   Reasoning,  ///< text of the thinking (`text`)
   ToolCall,   ///< a complete tool call (`call`)
   Error,      ///< a tool call that could not be read (`text`: what is wrong); its text went to content
+  /// With ParserOptions::stream_tool_calls only: a tool call starts (`call.id`, `call.name`;
+  /// `index`: its place in ParsedOutput::tool_calls). Its ToolCallArgs follow, then its ToolCall.
+  ToolCallBegin,
+  /// With ParserOptions::stream_tool_calls only: the next piece of the arguments of call `index`
+  /// (`text`; `call.id` names the call). The pieces of a call joined are its final arguments text.
+  ToolCallArgs,
 };
 
 /// One step of the parse.
@@ -52,6 +58,7 @@ struct Event {
   EventKind kind = EventKind::Content;
   std::string text;
   ToolCall call;
+  size_t index = 0;  ///< ToolCallBegin, ToolCallArgs, ToolCall: the call's place in ParsedOutput::tool_calls
 };
 
 /// Everything parsed so far.
@@ -81,6 +88,17 @@ struct ParserOptions {
   nlohmann::ordered_json tools;
   /// Seed of the generated tool-call ids (0: from std::random_device).
   uint64_t id_seed = 0;
+  /// Report tool calls while they are generated, as the OpenAI streaming API sends them: a
+  /// ToolCallBegin once the call's name is known, ToolCallArgs pieces of its arguments as they
+  /// become certain, then the complete ToolCall as without this option. JSON arguments grow value
+  /// by value (strings character by character); Qwen 3.5 <parameter=K> values one parameter at a
+  /// time; Gemma 4, pythonic and Llama 4 calls and Mistral's JSON list in one piece at their end.
+  /// A call whose block then turns out malformed ends with the Error event, without its ToolCall
+  /// (its index is reused by the next call). The pieces of a call joined equal its final
+  /// arguments, except for a JSON object that repeats a key (the last value wins in the final
+  /// text; only the ToolCall has it). Once a call has begun it keeps the id given in its
+  /// ToolCallBegin, even if the model writes an id after the arguments.
+  bool stream_tool_calls = false;
 };
 
 /// The incremental parser. Not thread-safe; one per generated answer.

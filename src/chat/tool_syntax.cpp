@@ -886,4 +886,310 @@ BlockResult read_block(BlockKind kind, std::string_view text, bool at_end, const
   return invalid(text.size(), "unknown block kind");
 }
 
+// ---- partial blocks (streaming) ----
+
+namespace {
+
+// A partial JSON reader that appends the compact text of what is certain.
+class PartialJson {
+ public:
+  enum Result { Ok, More, Bad };
+  PartialJson(std::string_view s, size_t p) : s_(s), p_(p) {}
+
+  Result value() {
+    ws();
+    if (p_ >= s_.size()) return More;
+    const char c = s_[p_];
+    if (c == '{' || c == '[') {
+      const char close = c == '{' ? '}' : ']';
+      out += c;
+      ++p_;
+      ws();
+      if (p_ >= s_.size()) return More;
+      if (s_[p_] == close) {
+        out += close;
+        ++p_;
+        return Ok;
+      }
+      while (true) {
+        if (c == '{') {
+          ws();
+          if (p_ >= s_.size()) return More;
+          if (s_[p_] != '"') return Bad;
+          if (const Result r = string(); r != Ok) return r;
+          ws();
+          if (p_ >= s_.size()) return More;
+          if (s_[p_] != ':') return Bad;
+          out += ':';
+          ++p_;
+        }
+        if (const Result r = value(); r != Ok) return r;
+        ws();
+        if (p_ >= s_.size()) return More;
+        if (s_[p_] == ',') {
+          out += ',';
+          ++p_;
+          continue;
+        }
+        if (s_[p_] != close) return Bad;
+        out += close;
+        ++p_;
+        return Ok;
+      }
+    }
+    if (c == '"') return string();
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t e = p_;
+      while (e < s_.size() && std::string_view("+-0123456789.eE").find(s_[e]) != std::string_view::npos) ++e;
+      if (e >= s_.size()) return More;  // the number may go on
+      const json j = json::parse(s_.substr(p_, e - p_), nullptr, false);
+      if (j.is_discarded()) return Bad;
+      out += compact(j);
+      p_ = e;
+      return Ok;
+    }
+    for (std::string_view w : {"true", "false", "null"}) {
+      const size_t n = std::min(w.size(), s_.size() - p_);
+      if (s_.substr(p_, n) != w.substr(0, n)) continue;
+      if (n < w.size()) return More;
+      out += w;
+      p_ += w.size();
+      return Ok;
+    }
+    return Bad;
+  }
+
+  size_t pos() const { return p_; }
+  std::string out;
+
+ private:
+  void ws() { p_ = skip_ws(s_, p_); }
+
+  static int hex(char h) {
+    if (h >= '0' && h <= '9') return h - '0';
+    if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+    return h >= 'A' && h <= 'F' ? h - 'A' + 10 : -1;
+  }
+
+  // A string: its characters up to the last one that is complete (an escape, a surrogate pair, a
+  // UTF-8 sequence), re-escaped as dump() does; the closing quote once it came.
+  Result string() {
+    size_t i = p_ + 1;
+    size_t safe = i;  // end of the decided characters
+    bool closed = false;
+    while (i < s_.size()) {
+      const auto c = static_cast<unsigned char>(s_[i]);
+      if (c == '"') {
+        closed = true;
+        break;
+      }
+      if (c < 0x20) return Bad;
+      size_t len = 1;
+      if (c == '\\') {
+        if (i + 1 >= s_.size()) break;
+        len = 2;
+        if (s_[i + 1] == 'u') {
+          if (i + 6 > s_.size()) break;
+          int v = 0;
+          for (size_t k = i + 2; k < i + 6; ++k) {
+            if (hex(s_[k]) < 0) return Bad;
+            v = v * 16 + hex(s_[k]);
+          }
+          len = 6;
+          if (v >= 0xD800 && v <= 0xDBFF) {  // the low surrogate must come with it
+            if (i + 12 > s_.size()) break;
+            len = 12;
+          }
+        }
+      } else if (c >= 0xC0) {
+        len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : 2;
+      }
+      if (i + len > s_.size()) break;
+      i += len;
+      safe = i;
+    }
+    std::string text = "\"";
+    text.append(s_.substr(p_ + 1, safe - p_ - 1));
+    text += '"';
+    const json j = json::parse(text, nullptr, false);
+    if (j.is_discarded()) return Bad;
+    std::string dumped = compact(j);
+    if (!closed) dumped.pop_back();  // no closing quote yet
+    out += dumped;
+    if (!closed) return More;
+    p_ = i + 1;
+    return Ok;
+  }
+
+  std::string_view s_;
+  size_t p_;
+};
+
+// {"name": ..., "arguments" | "parameters": {...}} at text[pos]: the name once complete, and the
+// arguments so far once both the name and the start of an object of arguments have come.
+void partial_json_call(std::string_view text, size_t pos, std::vector<PartialCall>& out) {
+  if (pos >= text.size() || text[pos] != '{') return;
+  size_t p = pos + 1;
+  std::string name;
+  while (true) {
+    p = skip_ws(text, p);
+    if (p >= text.size() || text[p] != '"') break;
+    PartialJson key(text, p);
+    if (key.value() != PartialJson::Ok) break;
+    p = skip_ws(text, key.pos());
+    if (p >= text.size() || text[p] != ':') break;
+    p = skip_ws(text, p + 1);
+    const std::string k = json::parse(key.out).get<std::string>();
+    if ((k == "arguments" || k == "parameters") && p < text.size() && text[p] == '{') {
+      if (!name.empty()) out.push_back({name, "", compact_json_prefix(text, p, nullptr)});
+      return;
+    }
+    PartialJson v(text, p);
+    if (v.value() != PartialJson::Ok) break;
+    if (k == "name") {
+      const json n = json::parse(v.out);
+      if (!n.is_string()) return;
+      name = n.get<std::string>();
+    }
+    p = skip_ws(text, v.pos());
+    if (p >= text.size() || text[p] != ',') break;
+    ++p;
+  }
+  if (!name.empty()) out.push_back({name, "", ""});
+}
+
+// <function=NAME>...: the name once the tag is complete, then the closed parameters.
+void partial_xml_call(std::string_view text, size_t pos, const json& tools, std::vector<PartialCall>& out) {
+  constexpr std::string_view kOpen = "<function=", kParam = "<parameter=", kParamEnd = "</parameter>";
+  if (text.substr(pos, kOpen.size()) != kOpen) return;
+  size_t p = pos + kOpen.size();
+  const size_t gt = text.find('>', p);
+  if (gt == std::string_view::npos || gt == p || text.substr(p, gt - p).find('\n') != std::string_view::npos) return;
+  PartialCall call;
+  call.name = std::string(trim(text.substr(p, gt - p)));
+  call.arguments = "{";
+  json seen = json::object();
+  p = gt + 1;
+  while (true) {
+    p = skip_ws(text, p);
+    if (text.substr(p, kParam.size()) != kParam) break;
+    p += kParam.size();
+    const size_t kgt = text.find('>', p);
+    if (kgt == std::string_view::npos || kgt == p) break;
+    const std::string key(trim(text.substr(p, kgt - p)));
+    const size_t vend = text.find(kParamEnd, kgt + 1);
+    if (vend == std::string_view::npos || seen.contains(key)) break;  // a repeated key: the end decides
+    std::string_view v = text.substr(kgt + 1, vend - kgt - 1);
+    if (!v.empty() && v.front() == '\n') v.remove_prefix(1);
+    if (!v.empty() && v.back() == '\n') v.remove_suffix(1);
+    const json value = parameter_value(std::string(v), parameter_type(tools, call.name, key));
+    if (!seen.empty()) call.arguments += ',';
+    seen[key] = true;
+    call.arguments += compact(json(key)) + ":" + compact(value);
+    p = vend + kParamEnd.size();
+  }
+  out.push_back(std::move(call));
+}
+
+// <｜tool▁call▁begin｜>function<｜tool▁sep｜>NAME\n```json\n{...}: the name once its line ended.
+void partial_deepseek_call(std::string_view inner, std::vector<PartialCall>& out) {
+  const size_t sep = inner.find(kDsSep);
+  if (sep == std::string_view::npos) return;
+  const std::string_view head = trim(inner.substr(0, sep));
+  std::string_view rest = inner.substr(sep + kDsSep.size());
+  std::string name;
+  if (head.empty() || head == "function") {
+    const size_t nl = rest.find('\n');
+    if (nl == std::string_view::npos) return;
+    name = std::string(trim(rest.substr(0, nl)));
+    rest = rest.substr(nl + 1);
+  } else {
+    name = std::string(head);
+  }
+  if (name.empty()) return;
+  size_t p = skip_ws(rest, 0);
+  if (rest.substr(p, 3) == "```") {
+    const size_t nl = rest.find('\n', p);
+    if (nl == std::string_view::npos) {
+      out.push_back({name, "", ""});
+      return;
+    }
+    p = skip_ws(rest, nl + 1);
+  } else if (p < rest.size() && rest.size() - p < 3 && std::string_view("```").starts_with(rest.substr(p))) {
+    out.push_back({name, "", ""});
+    return;
+  }
+  out.push_back({name, "", p < rest.size() && rest[p] == '{' ? compact_json_prefix(rest, p, nullptr) : ""});
+}
+
+}  // namespace
+
+std::string compact_json_prefix(std::string_view text, size_t pos, bool* complete) {
+  PartialJson r(text, pos);
+  const PartialJson::Result res = r.value();
+  if (complete != nullptr) *complete = res == PartialJson::Ok;
+  return std::move(r.out);
+}
+
+std::vector<PartialCall> read_partial_block(BlockKind kind, std::string_view text, const json& tools) {
+  std::vector<PartialCall> out;
+  switch (kind) {
+    case BlockKind::Hermes: {
+      const size_t i = skip_ws(text, 0);
+      if (text.substr(i, 1) == "{") partial_json_call(text, i, out);
+      else partial_xml_call(text, i, tools, out);
+      break;
+    }
+    case BlockKind::XmlFunction: partial_xml_call(text, 0, tools, out); break;
+    case BlockKind::Llama3Json: partial_json_call(text, 0, out); break;
+    case BlockKind::Llama3PythonTag: partial_json_call(text, skip_ws(text, 0), out); break;
+    case BlockKind::Gemma4: {
+      const std::string_view b = text.substr(skip_ws(text, 0));
+      if (b.substr(0, 5) != "call:") break;
+      size_t p = 5;
+      while (p < b.size() && is_name_char(b[p])) ++p;
+      if (p > 5 && p < b.size()) out.push_back({std::string(b.substr(5, p - 5)), "", ""});
+      break;
+    }
+    case BlockKind::DeepSeekCalls:
+    case BlockKind::DeepSeekCall: {
+      size_t p = 0;
+      while (true) {
+        const size_t begin = text.find(kDsCallBegin, p);
+        if (begin == std::string_view::npos) break;
+        const size_t start = begin + kDsCallBegin.size();
+        const size_t end = text.find(kDsCallEnd, start);
+        partial_deepseek_call(text.substr(start, end == std::string_view::npos ? text.npos : end - start), out);
+        if (end == std::string_view::npos || kind == BlockKind::DeepSeekCall) break;
+        p = end + kDsCallEnd.size();
+      }
+      break;
+    }
+    case BlockKind::Mistral: {
+      // NAME[CALL_ID]ID[ARGS]{...} / NAME[ARGS]{...}; the JSON list form waits for its end (its
+      // ids come after the arguments).
+      const size_t i = skip_ws(text, 0);
+      size_t p = i;
+      while (p < text.size() && is_name_char(text[p])) ++p;
+      if (p == i) break;
+      PartialCall call;
+      call.name = std::string(text.substr(i, p - i));
+      if (text.substr(p, 9) == "[CALL_ID]") {
+        const size_t args = text.find("[ARGS]", p + 9);
+        if (args == std::string_view::npos) break;
+        call.id = std::string(trim(text.substr(p + 9, args - p - 9)));
+        p = args;
+      }
+      if (text.substr(p, 6) != "[ARGS]") break;
+      p = skip_ws(text, p + 6);
+      if (p < text.size() && text[p] == '{') call.arguments = compact_json_prefix(text, p, nullptr);
+      out.push_back(std::move(call));
+      break;
+    }
+    case BlockKind::Llama4Tag:
+    case BlockKind::Pythonic: break;
+  }
+  return out;
+}
+
 }  // namespace hearth::chat::detail

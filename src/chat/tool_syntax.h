@@ -47,6 +47,28 @@ struct BlockResult {
 /// <parameter=K> values.
 BlockResult read_block(BlockKind kind, std::string_view text, bool at_end, const nlohmann::ordered_json& tools);
 
+/// A tool call of a block that has not been read yet, as far as the text so far makes it certain
+/// (for streaming the arguments while they are generated).
+struct PartialCall {
+  std::string name;       ///< the function's name (complete)
+  std::string id;         ///< an id the model wrote before the arguments (Mistral [CALL_ID]), else empty
+  std::string arguments;  ///< a prefix of the call's final compact arguments text (RawCall::arguments)
+};
+
+/// The calls of the unfinished block `text` of `kind` whose names are known, in order, with the
+/// part of their compact arguments that the text so far decides: JSON arguments grow value by
+/// value as they arrive (strings character by character, numbers and literals once complete);
+/// Qwen 3.5 <parameter=K> values once each parameter is closed; other syntaxes (Gemma 4,
+/// pythonic lists, Llama 4 blocks, Mistral JSON lists) report no arguments before the block ends.
+/// When the block is then read, each call's arguments start with what was reported here, except
+/// for a JSON object that repeats a key (the last value wins in the final text).
+std::vector<PartialCall> read_partial_block(BlockKind kind, std::string_view text, const nlohmann::ordered_json& tools);
+
+/// The compact JSON text (as nlohmann's dump(-1) writes it) of the start of the JSON value at
+/// text[pos], as far as the text decides it; *complete tells whether the value ended. Stops
+/// before anything that is not JSON.
+std::string compact_json_prefix(std::string_view text, size_t pos, bool* complete);
+
 /// Three-way answer of a prefix test on text that may still grow.
 enum class Match { No, Maybe, Yes };
 

@@ -1314,6 +1314,56 @@ std::string json_schema_to_grammar(const nlohmann::json& schema) {
   return json_schema_to_grammar(nlohmann::ordered_json::parse(schema.dump()));
 }
 
+std::string json_schema_rules(const nlohmann::ordered_json& schema, std::string_view prefix,
+                              std::map<std::string, std::string>& rules) {
+  if (prefix.empty() || sanitize(std::string(prefix)) != prefix)
+    throw Error("json schema: rule prefix '" + std::string(prefix) + "' is not a grammar rule name");
+  const std::string gbnf = json_schema_to_grammar(schema);
+  const auto rename = [&](const std::string& name) {
+    if (primitives().count(name)) return name;
+    return name == "root" ? std::string(prefix) : std::string(prefix) + "-" + name;
+  };
+  size_t line = 0;
+  while (line < gbnf.size()) {
+    size_t end = gbnf.find('\n', line);
+    if (end == std::string::npos) end = gbnf.size();
+    const std::string text = gbnf.substr(line, end - line);
+    line = end + 1;
+    const size_t def = text.find(" ::= ");
+    if (def == std::string::npos) continue;
+    // Rename the rule references of the body: words outside literals, classes and {m,n} bounds.
+    const std::string body = text.substr(def + 5);
+    std::string out;
+    for (size_t i = 0; i < body.size();) {
+      const char c = body[i];
+      if (c == '"' || c == '[' || c == '{') {
+        const char close = c == '"' ? '"' : c == '[' ? ']' : '}';
+        size_t j = i + 1;
+        while (j < body.size() && body[j] != close) j += body[j] == '\\' ? 2 : 1;
+        j = std::min(j + 1, body.size());
+        out.append(body, i, j - i);
+        i = j;
+      } else if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-') {
+        size_t j = i;
+        while (j < body.size() && ((body[j] >= 'a' && body[j] <= 'z') || (body[j] >= 'A' && body[j] <= 'Z') ||
+                                   (body[j] >= '0' && body[j] <= '9') || body[j] == '-'))
+          ++j;
+        out += rename(body.substr(i, j - i));
+        i = j;
+      } else {
+        out += c;
+        ++i;
+      }
+    }
+    const std::string name = rename(text.substr(0, def));
+    const auto [it, added] = rules.emplace(name, out);
+    if (!added && it->second != out)
+      throw Error("json schema: rule '" + name + "' is already defined with another body (prefix '" +
+                  std::string(prefix) + "' used twice?)");
+  }
+  return std::string(prefix);
+}
+
 const std::string& json_object_grammar() {
   static const std::string g = json_schema_to_grammar(nlohmann::ordered_json{{"type", "object"}});
   return g;

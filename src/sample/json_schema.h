@@ -7,8 +7,10 @@
 // choices where it deviates (listed on json_schema_to_grammar).
 #pragma once
 
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 namespace hearth::sample {
 
@@ -46,6 +48,17 @@ namespace hearth::sample {
 std::string json_schema_to_grammar(const nlohmann::ordered_json& schema);
 /// As above; a plain nlohmann::json keeps its keys sorted, so properties come in name order.
 std::string json_schema_to_grammar(const nlohmann::json& schema);
+
+/// The rules of json_schema_to_grammar(schema), for use inside a larger grammar (e.g. several tools'
+/// argument schemas in one tool-call grammar): each rule of the schema is renamed `prefix` + "-" +
+/// its name (its `root` becomes `prefix` itself) and added to `rules` (rule name -> GBNF body); the
+/// shared primitive rules (`value`, `string`, `space`, ...) keep their names, so rules of several
+/// schemas merge. Returns the name of the rule that matches the schema (a value and its trailing
+/// `space`). `prefix` must be a GBNF rule name ([a-zA-Z0-9-]+). Throws Error as
+/// json_schema_to_grammar does, or if `prefix` is not a valid name or one of its renamed rules is
+/// already in `rules` with another body.
+std::string json_schema_rules(const nlohmann::ordered_json& schema, std::string_view prefix,
+                              std::map<std::string, std::string>& rules);
 
 /// GBNF for any JSON object (response_format `json_object`, Ollama `format: "json"`): the
 /// conversion of {"type": "object"}.

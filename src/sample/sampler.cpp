@@ -36,11 +36,96 @@ void Sampler::reset() {
   history_.clear();
   rng_.seed(params_.seed);
   if (grammar_) grammar_->reset();
+  triggered_ = false;
+  pending_.clear();
+  only_ws_ = true;
 }
 
 void Sampler::set_grammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab) {
   if (!grammar || !vocab) throw Error("set_grammar: a grammar and its vocabulary are both needed");
+  vocab_ = vocab;
   grammar_.emplace(std::move(grammar), std::move(vocab));
+  lazy_ = false;
+}
+
+void Sampler::set_lazy_grammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab,
+                               std::vector<GrammarTrigger> triggers) {
+  if (!grammar || !vocab) throw Error("set_lazy_grammar: a grammar and its vocabulary are both needed");
+  if (triggers.empty()) throw Error("set_lazy_grammar: a lazy grammar needs at least one trigger");
+  max_word_ = 0;
+  for (const GrammarTrigger& t : triggers) {
+    if (t.kind == GrammarTrigger::Kind::Token) {
+      if (t.token < 0 || t.token >= vocab->n_vocab())
+        throw Error("set_lazy_grammar: trigger token " + std::to_string(t.token) + " is out of range");
+    } else {
+      if (t.word.empty()) throw Error("set_lazy_grammar: a trigger word is empty");
+      max_word_ = std::max(max_word_, t.word.size());
+    }
+  }
+  set_grammar(std::move(grammar), std::move(vocab));
+  lazy_ = true;
+  triggers_ = std::move(triggers);
+  triggered_ = false;
+  pending_.clear();
+  only_ws_ = true;
+}
+
+void Sampler::advance_grammar(int32_t token) {
+  if (!lazy_ || triggered_) {
+    if (!grammar_->accept_token(token)) throw Error("grammar: the sampled token was rejected");
+    return;
+  }
+  const auto is_ws = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; };
+  for (const GrammarTrigger& t : triggers_) {
+    if (t.kind != GrammarTrigger::Kind::Token || t.token != token) continue;
+    triggered_ = true;
+    pending_.clear();
+    if (!grammar_->accept_token(token))
+      throw Error("grammar: the trigger token " + std::to_string(token) + " does not start the lazy grammar");
+    return;
+  }
+  if (vocab_->is_eog(token)) return;
+  pending_ += vocab_->piece(token);
+  size_t first = 0;  // first non-whitespace byte of pending_
+  while (first < pending_.size() && is_ws(pending_[first])) ++first;
+  size_t best = std::string::npos, best_len = 0;
+  for (const GrammarTrigger& t : triggers_) {
+    size_t p = std::string::npos;
+    if (t.kind == GrammarTrigger::Kind::Word) {
+      p = pending_.find(t.word);
+    } else if (t.kind == GrammarTrigger::Kind::StartWord && only_ws_ &&
+               pending_.compare(first, t.word.size(), t.word) == 0) {
+      p = first;
+    }
+    if (p != std::string::npos && (p < best || (p == best && t.word.size() > best_len))) {
+      best = p;
+      best_len = t.word.size();
+    }
+  }
+  if (best != std::string::npos) {
+    triggered_ = true;
+    const std::string text = pending_.substr(best);
+    pending_.clear();
+    if (!grammar_->accept_bytes(text))
+      throw Error("grammar: the text '" + text + "' from the trigger on does not start the lazy grammar");
+    return;
+  }
+  // Keep only what may still be the start of a trigger word.
+  const size_t keep = max_word_ > 0 ? max_word_ - 1 : 0;
+  if (pending_.size() > keep) {
+    const size_t drop = pending_.size() - keep;
+    for (size_t i = 0; i < drop && only_ws_; ++i) only_ws_ = is_ws(pending_[i]);
+    pending_.erase(0, drop);
+  }
+}
+
+bool Sampler::accept_generated(int32_t token) {
+  if (grammar_) {
+    if (grammar_active() && !grammar_->token_allowed(token)) return false;
+    advance_grammar(token);
+  }
+  accept(token);
+  return true;
 }
 
 void Sampler::apply_penalties(std::vector<Candidate>& c, const std::deque<int32_t>& history, float repeat,
@@ -108,7 +193,7 @@ void Sampler::temperature(std::vector<Candidate>& c, float t) {
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) throw Error("cannot sample from an empty row of logits");
-  if (grammar_) {
+  if (grammar_active()) {
     // The grammar first (llama.cpp's grammar sampler): only the tokens it allows stay candidates.
     grammar_->fill_allowed(allowed_);
     if (allowed_.size() != logits.size()) {
@@ -148,7 +233,7 @@ int32_t Sampler::sample(std::span<const float> logits) {
       }
     }
   }
-  if (grammar_ && !grammar_->accept_token(token)) throw Error("grammar: the sampled token was rejected");
+  if (grammar_) advance_grammar(token);
   accept(token);
   return token;
 }

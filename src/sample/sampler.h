@@ -10,6 +10,7 @@
 #include <optional>
 #include <random>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "sample/grammar.h"
@@ -31,6 +32,20 @@ struct SamplerParams {
   /// Throws Error naming the first out-of-range setting (negative temperature is allowed
   /// and means greedy; top_p and min_p must lie in [0, 1]; repeat_penalty > 0; ...).
   void validate() const;
+};
+
+/// What starts a lazy grammar (Sampler::set_lazy_grammar), as llama.cpp's grammar triggers
+/// (common/common.h common_grammar_trigger: words and tokens) are: the grammar then matches the
+/// generated text from the start of the trigger on.
+struct GrammarTrigger {
+  enum class Kind {
+    Word,       ///< `word` anywhere in the generated text (it may span tokens or end inside one)
+    StartWord,  ///< `word` at the start of the generated text, after whitespace only
+    Token,      ///< the token `token` is generated (e.g. a control token whose piece is empty)
+  };
+  Kind kind = Kind::Word;
+  std::string word;
+  int32_t token = -1;
 };
 
 /// A candidate token during sampling.
@@ -58,14 +73,35 @@ class Sampler {
   /// grammar is complete, and sample() advances the grammar with the token it picks (accept()
   /// does not: prompt tokens are not grammar text). Throws Error if either is null.
   void set_grammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab);
+  /// A lazy grammar (llama.cpp's lazy grammar sampler, used for tool calls): sampling is exactly
+  /// as without a grammar until a trigger appears in the sampled tokens' text (pieces of `vocab`);
+  /// then the grammar is fed the text from the start of the trigger to the end of that token (a
+  /// Token trigger: the token itself, through GrammarMatcher::accept_token) and constrains every
+  /// following draw as set_grammar does. Several triggers: the one that starts first wins (the
+  /// longest on a tie). Throws Error if either pointer is null, `triggers` is empty, a word is
+  /// empty or a token id is out of range. sample() throws Error if the text from the trigger on
+  /// cannot start the grammar (the grammar must begin with the trigger's text, or its token).
+  void set_lazy_grammar(std::shared_ptr<const Grammar> grammar, std::shared_ptr<const GrammarVocab> vocab,
+                        std::vector<GrammarTrigger> triggers);
   /// Removes the grammar: sampling is exactly as without one.
-  void clear_grammar() { grammar_.reset(); }
+  void clear_grammar() {
+    grammar_.reset();
+    lazy_ = false;
+  }
+  /// Whether the grammar constrains the next draw: a grammar is set and it is not lazy or its
+  /// trigger has appeared.
+  bool grammar_active() const { return grammar_.has_value() && (!lazy_ || triggered_); }
+  /// Records a token that was generated without sample() (e.g. forced by a thinking budget): it
+  /// goes to the penalty history and advances the grammar (or the lazy grammar's trigger search)
+  /// as a sampled token would. Returns false, grammar unchanged, if an active grammar rejects it.
+  bool accept_generated(int32_t token);
   /// The grammar's matcher (its state after the sampled tokens), or nullptr without a grammar.
   GrammarMatcher* grammar() { return grammar_ ? &*grammar_ : nullptr; }
 
   /// Adds a token (e.g. of the prompt) to the penalty history without sampling.
   void accept(int32_t token);
-  /// Clears the history, re-seeds the random state and restarts the grammar, if any.
+  /// Clears the history, re-seeds the random state and restarts the grammar, if any (a lazy one
+  /// waits for its trigger again).
   void reset();
 
   const SamplerParams& params() const { return params_; }
@@ -87,8 +123,18 @@ class Sampler {
   std::mt19937_64 rng_;
   std::deque<int32_t> history_;
   std::vector<Candidate> cand_;
+  // Advances the grammar (or the trigger search) with a generated token; throws where sample()
+  // documents it.
+  void advance_grammar(int32_t token);
+
   std::optional<GrammarMatcher> grammar_;
+  std::shared_ptr<const GrammarVocab> vocab_;
   std::vector<uint8_t> allowed_;
+  bool lazy_ = false, triggered_ = false;
+  std::vector<GrammarTrigger> triggers_;
+  std::string pending_;   // generated text that may still hold the start of a trigger word
+  bool only_ws_ = true;   // the text before pending_ is whitespace only (StartWord triggers)
+  size_t max_word_ = 0;   // longest trigger word
 };
 
 /// Index of the largest logit (the lowest index on ties).

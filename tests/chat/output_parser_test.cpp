@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
@@ -42,6 +43,10 @@ std::string describe(const std::vector<Event>& events) {
       case EventKind::Reasoning: s += "reasoning[" + e.text + "] "; break;
       case EventKind::ToolCall: s += "call[" + e.call.id + " " + e.call.name + " " + e.call.arguments + "] "; break;
       case EventKind::Error: s += "error[" + e.text + "] "; break;
+      case EventKind::ToolCallBegin:
+        s += "begin[" + std::to_string(e.index) + " " + e.call.id + " " + e.call.name + "] ";
+        break;
+      case EventKind::ToolCallArgs: s += "args[" + std::to_string(e.index) + " " + e.text + "] "; break;
     }
   }
   return s;
@@ -709,6 +714,155 @@ TEST(OutputParser, RandomTextsParseTheSameWhateverThePieces) {
           << family_name(family) << ": " << text;
     }
   }
+}
+
+// ---- streamed tool calls (ParserOptions::stream_tool_calls) ----
+
+// What a streaming run says, per call and overall, independent of how the pieces came.
+struct Streamed {
+  std::string text;  // content, reasoning and errors joined, and per call: begin, joined args, final call
+  size_t args_events = 0;
+  size_t args_before_first_call = 0;  // ToolCallArgs events before the first ToolCall
+};
+
+Streamed stream(Family family, const std::vector<std::string>& pieces, ParserOptions opt) {
+  opt.stream_tool_calls = true;
+  OutputParser p(family, opt);
+  std::vector<Event> all;
+  for (const std::string& piece : pieces) {
+    const auto ev = p.feed(piece);
+    all.insert(all.end(), ev.begin(), ev.end());
+  }
+  const auto ev = p.finish();
+  all.insert(all.end(), ev.begin(), ev.end());
+  struct PerCall {
+    std::string id, name, args;
+    bool begun = false;
+  };
+  std::map<size_t, PerCall> calls;
+  std::vector<Event> plain;
+  Streamed out;
+  bool seen_call = false;
+  for (const Event& e : all) {
+    if (e.kind == EventKind::ToolCallBegin) {
+      PerCall& c = calls[e.index];
+      EXPECT_FALSE(c.begun) << "two begins for call " << e.index;
+      // A call whose block turned out malformed is abandoned: its index starts over.
+      c = {e.call.id, e.call.name, "", true};
+    } else if (e.kind == EventKind::ToolCallArgs) {
+      PerCall& c = calls[e.index];
+      EXPECT_TRUE(c.begun) << "arguments before the begin of call " << e.index;
+      EXPECT_EQ(e.call.id, c.id);
+      c.args += e.text;
+      ++out.args_events;
+      if (!seen_call) ++out.args_before_first_call;
+    } else {
+      if (e.kind == EventKind::ToolCall) {
+        seen_call = true;
+        PerCall& c = calls[e.index];
+        EXPECT_TRUE(c.begun) << "call " << e.index << " without a begin";
+        EXPECT_EQ(c.id, e.call.id);
+        EXPECT_EQ(c.name, e.call.name);
+        EXPECT_EQ(c.args, e.call.arguments) << "the streamed arguments of call " << e.index;
+        EXPECT_EQ(p.result().tool_calls.at(e.index).arguments, e.call.arguments);
+        c.begun = false;
+      }
+      if (e.kind == EventKind::Error) calls.clear();
+      plain.push_back(e);
+    }
+  }
+  for (const auto& [i, c] : calls) EXPECT_FALSE(c.begun) << "call " << i << " begun and never ended";
+  out.text = describe(join(plain));
+  return out;
+}
+
+TEST(OutputParser, StreamedToolCallArgumentsJoinToTheFinalArguments) {
+  struct Case {
+    Family family;
+    std::string text;
+    bool streams;  // its arguments arrive before the block ends (else in one piece at its end)
+  };
+  const std::string rich = "{\"name\": \"f\", \"arguments\": {\"s\": \"a\\\"b\\\\ \\u00e9\\ud83d\\ude00 é\\/\", \"n\": -1.50e2, "
+                           "\"i\": 12, \"t\": true, \"z\": null, \"arr\": [1, {\"x\": []}, \"\\n\"], \"o\": {}}}";
+  const std::vector<Case> cases = {
+      {Family::Qwen3, "<tool_call>\n" + rich + "\n</tool_call>", true},
+      {Family::Qwen3,
+       "Let me check both.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n"
+       "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {\"tz\": \"Europe/Paris\", \"24h\": true}}\n</tool_call>",
+       true},
+      {Family::Qwen3, "<think>\nI need the weather tool.\n</think>\n\n<tool_call>\n{\"arguments\": {\"city\": \"Paris\"}, "
+                      "\"name\": \"get_weather\"}\n</tool_call>",
+       false},  // the name after the arguments: everything at the end
+      {Family::Qwen3, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\",}}\n</tool_call>x",
+       true},  // streamed until the block turns out malformed
+      {Family::Qwen3, "<tool_call>{\"name\":\"f\",\"arguments\":\"{\\\"a\\\": 1}\"}</tool_call>", false},
+      {Family::Generic, "<tool_call>{\"name\":\"f\",\"arguments\":{\"a\":[1,2.0,3e1]}}</tool_call>", true},
+      {Family::Qwen35, kXmlCall, true},
+      {Family::Qwen35,
+       kXmlCall + "\n<tool_call>\n<function=get_time>\n<parameter=text>\nline one\nline two\n</parameter>\n</function>"
+                  "\n</tool_call>",
+       true},
+      {Family::Qwen35, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>", true},
+      {Family::Qwen35, "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</function>\n</tool_call>", false},
+      {Family::Llama3, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\", \"days\": 3}}", true},
+      {Family::Llama3, "  {\"type\": \"function\", \"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}", true},
+      {Family::Llama3, "<|python_tag|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}", true},
+      {Family::Llama3,
+       "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}; {\"name\": \"get_time\", \"parameters\": "
+       "{\"tz\": \"CET\"}}",
+       true},
+      {Family::Llama3, "<|python_tag|>brave_search.call(query=\"weather in Paris\", count=3)", false},
+      {Family::Llama4, "[get_weather(city=\"Paris\", days=3), get_time(tz=\"CET\")]", false},
+      {Family::Llama4, "<|python_start|>{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}}<|python_end|>",
+       false},
+      {Family::Gemma4,
+       "<|tool_call>call:get_weather{city:<|\"|>Paris, France<|\"|>,days:3}<tool_call|><|tool_call>call:search{exact:"
+       "true,filters:{max:10}}<tool_call|>",
+       false},
+      {Family::DeepSeekR1,
+       "<｜tool▁calls▁begin｜>" + kDsCall +
+           "\n<｜tool▁call▁begin｜>function<｜tool▁sep｜>get_time\n```json\n{\"tz\": \"CET\"}\n```<｜tool▁call▁end｜>"
+           "<｜tool▁calls▁end｜>",
+       true},
+      {Family::DeepSeekR1, "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n{\"city\": "
+                           "\"Paris\"\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>",
+       true},  // malformed: streamed until the block ends
+      {Family::Mistral,
+       "[TOOL_CALLS][{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}, \"id\": \"abc123XYZ\"}]", false},
+      {Family::Mistral,
+       "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"}[TOOL_CALLS]get_time[CALL_ID]x1y2z3w4v[ARGS]{\"tz\": \"CET\"}",
+       true},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::string(family_name(c.family)) + ": " + c.text);
+    ParserOptions opt;
+    opt.id_seed = 77;
+    opt.tools = kWeatherTools;
+    const Streamed whole = stream(c.family, {c.text}, opt);
+    std::vector<std::string> bytes;
+    for (char ch : c.text) bytes.emplace_back(1, ch);
+    const Streamed by_byte = stream(c.family, bytes, opt);
+    EXPECT_EQ(by_byte.text, whole.text);
+    for (uint32_t seed = 1; seed <= 3; ++seed) EXPECT_EQ(stream(c.family, tokens(c.text, seed), opt).text, whole.text);
+    // The events other than the new ones are those of a parser that does not stream.
+    EXPECT_EQ(whole.text, describe(feed(c.family, {c.text}, opt).events));
+    if (c.streams) {
+      EXPECT_GT(by_byte.args_before_first_call, 1u) << "the arguments came only at the end";
+    } else {
+      EXPECT_LE(by_byte.args_before_first_call, 1u) << "arguments before the end of the block";
+    }
+  }
+  // The model's own id (Mistral) is the call's id; a later block reuses the index of a malformed one.
+  ParserOptions opt;
+  opt.stream_tool_calls = true;
+  OutputParser p(Family::Mistral, opt);
+  std::vector<Event> ev = p.feed("[TOOL_CALLS]get_time[CALL_ID]x1y2z3w4v[ARGS]{\"tz\": \"CE");
+  ASSERT_EQ(ev.size(), 2u);
+  EXPECT_EQ(ev[0].kind, EventKind::ToolCallBegin);
+  EXPECT_EQ(ev[0].call.id, "x1y2z3w4v");
+  EXPECT_EQ(ev[0].call.name, "get_time");
+  EXPECT_EQ(ev[1].kind, EventKind::ToolCallArgs);
+  EXPECT_EQ(ev[1].text, "{\"tz\":\"CE");
 }
 
 // ---- the literal readers ----

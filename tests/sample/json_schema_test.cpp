@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 #include <regex>
 
@@ -470,6 +471,33 @@ TEST(JsonSchema, MutatedSchemasConvertOrFailWithAnError) {
     }
   }
   EXPECT_GT(converted, 300);
+}
+
+// Several schemas in one grammar (json_schema_rules): each keeps its own rules, the primitives
+// are shared, and a recursive $ref stays inside its own schema.
+TEST(JsonSchemaRules, SeveralSchemasInOneGrammar) {
+  std::map<std::string, std::string> rules;
+  const nlohmann::ordered_json a = nlohmann::ordered_json::parse(
+      R"({"type": "object", "properties": {"n": {"type": "integer", "maximum": 5}}, "required": ["n"]})");
+  const nlohmann::ordered_json b = nlohmann::ordered_json::parse(
+      R"({"$defs": {"t": {"type": "array", "items": {"$ref": "#/$defs/t"}, "maxItems": 2}}, "$ref": "#/$defs/t"})");
+  EXPECT_EQ(json_schema_rules(a, "first", rules), "first");
+  EXPECT_EQ(json_schema_rules(b, "second", rules), "second");
+  std::string gbnf = "root ::= \"A\" first | \"B\" second\n";
+  for (const auto& [name, body] : rules) gbnf += name + " ::= " + body + "\n";
+  const auto g = Grammar::parse(gbnf);
+  const auto accepts = [&](const std::string& text) {
+    GrammarMatcher m(g);
+    return m.accept_bytes(text) && m.is_complete();
+  };
+  EXPECT_TRUE(accepts("A{\"n\": 5}"));
+  EXPECT_FALSE(accepts("A{\"n\": 6}"));
+  EXPECT_FALSE(accepts("A[[]]"));
+  EXPECT_TRUE(accepts("B[[], [[]]]"));
+  EXPECT_FALSE(accepts("B[[], [], []]"));
+  EXPECT_FALSE(accepts("B{\"n\": 1}"));
+  EXPECT_THROW(json_schema_rules(a, "bad name", rules), Error);
+  EXPECT_THROW(json_schema_rules(b, "first", rules), Error);  // the prefix is taken by other rules
 }
 
 }  // namespace
