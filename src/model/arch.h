@@ -127,6 +127,10 @@ struct ForwardState {
   Scratch scratch;
   MatmulHook on_matmul;     ///< when set, called by Compute::matmul (not for the output head)
   MatmulIdHook on_matmul_id;  ///< when set, called for every expert multiplication (on_matmul is not)
+  /// When set, Compute::output_head also writes the final hidden state after the output norm of
+  /// each output row, [n_outputs][n_embd] floats in out_ids order (embeddings); the forward
+  /// pass's `logits` may then be null, and the output head is skipped.
+  float* embeddings = nullptr;
 };
 
 /// An architecture bound to the weights of one file.
@@ -138,7 +142,8 @@ class Architecture {
   virtual std::vector<KvLayerSpec> kv_layers() const = 0;
 
   /// Runs the model on a micro-batch: reads/writes the KV cache through `st.kv` and writes
-  /// `b.n_outputs` rows of n_vocab logits (float) to `logits`, in out_ids order.
+  /// `b.n_outputs` rows of n_vocab logits (float) to `logits`, in out_ids order (`logits` null:
+  /// only ForwardState::embeddings are wanted).
   virtual void forward(const UBatch& b, ForwardState& st, float* logits) const = 0;
 };
 

@@ -239,6 +239,8 @@ void Compute::output_head(const float* x, const float* norm, float eps, const ke
   std::vector<float> rows(static_cast<size_t>(batch_.n_outputs * d));
   for (int64_t i = 0; i < batch_.n_outputs; ++i)
     kernels::rms_norm(x + static_cast<int64_t>(batch_.out_ids[i]) * d, norm, rows.data() + i * d, d, eps);
+  if (state_.embeddings != nullptr) std::copy(rows.begin(), rows.end(), state_.embeddings);
+  if (logits == nullptr && state_.embeddings != nullptr) return;
   kernels::matmul(w_out, rows.data(), batch_.n_outputs, logits, w_out.n_out, pool(), state_.scratch.matmul);
 }
 

@@ -120,6 +120,8 @@ class Compute {
   void moe_ffn(const float* h, const MoeFfn& m, float* out, const float* router_in = nullptr);
 
   /// Final norm and output head for the rows in out_ids: logits[i] = W_out RMSNorm(x[out_ids[i]]).
+  /// With ForwardState::embeddings set, the normed rows RMSNorm(x[out_ids[i]]) are also copied
+  /// there; if `logits` is null then, only those are written (no output head).
   void output_head(const float* x, const float* norm, float eps, const kernels::MatrixView& w_out, float* logits);
 
   const kernels::ThreadPool& pool() const { return *state_.pool; }

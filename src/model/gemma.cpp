@@ -359,7 +359,7 @@ void Gemma::forward(const UBatch& b, ForwardState& st, float* logits) const {
     if (L.out_scale != nullptr) kernels::scale(x, c.n() * d, L.out_scale[0]);
   }
   c.output_head(x, output_norm_, eps, output_, logits);
-  if (softcap_ != 0.0f) kernels::softcap(logits, b.n_outputs * output_.n_out, softcap_);
+  if (softcap_ != 0.0f && logits != nullptr) kernels::softcap(logits, b.n_outputs * output_.n_out, softcap_);
 }
 
 }  // namespace

@@ -108,7 +108,11 @@ void Context::decode(const Batch& batch) {
   logits_row_.assign(n, -1);
   for (size_t i = 0; i < n; ++i)
     if (batch.want_logits[i]) logits_row_[i] = static_cast<int32_t>(n_out++);
-  logits_.resize(n_out * static_cast<size_t>(n_vocab));
+  last_embeddings_ = embeddings_mode_;
+  if (embeddings_mode_)
+    embd_.resize(n_out * static_cast<size_t>(model_->hparams().n_embd));
+  else
+    logits_.resize(n_out * static_cast<size_t>(n_vocab));
   for (size_t begin = 0; begin < n; begin += params_.n_ubatch)
     decode_ubatch(batch, begin, std::min(n, begin + params_.n_ubatch));
 }
@@ -204,7 +208,14 @@ void Context::decode_ubatch(const Batch& batch, size_t begin, size_t end) {
   float* out = out_ids.empty() ? nullptr
                                : logits_.data() + static_cast<size_t>(logits_row_[begin + out_ids[0]]) *
                                                       model_->hparams().n_vocab;
+  if (last_embeddings_) {
+    out = nullptr;
+    state_.embeddings = out_ids.empty() ? embd_.data()
+                                        : embd_.data() + static_cast<size_t>(logits_row_[begin + out_ids[0]]) *
+                                                             model_->hparams().n_embd;
+  }
   model_->arch().forward(ub, state_, out);
+  state_.embeddings = nullptr;
 }
 
 std::shared_ptr<const std::unordered_map<const uint8_t*, std::string>> Context::tensor_names() const {
@@ -245,8 +256,17 @@ void Context::set_matmul_id_observer(MatmulIdObserver observer) {
 std::span<const float> Context::logits(size_t i) const {
   if (i >= logits_row_.size() || logits_row_[i] < 0)
     throw Error("batch token " + std::to_string(i) + " did not ask for logits");
+  if (last_embeddings_) throw Error("the last decode computed embeddings, not logits (set_embeddings)");
   const size_t n_vocab = model_->hparams().n_vocab;
   return {logits_.data() + static_cast<size_t>(logits_row_[i]) * n_vocab, n_vocab};
+}
+
+std::span<const float> Context::embeddings(size_t i) const {
+  if (!last_embeddings_) throw Error("the last decode computed logits, not embeddings (set_embeddings)");
+  if (i >= logits_row_.size() || logits_row_[i] < 0)
+    throw Error("batch token " + std::to_string(i) + " did not ask for output");
+  const size_t n_embd = model_->hparams().n_embd;
+  return {embd_.data() + static_cast<size_t>(logits_row_[i]) * n_embd, n_embd};
 }
 
 }  // namespace hearth::runtime

@@ -68,6 +68,18 @@ class Context {
   /// token did not ask for logits.
   std::span<const float> logits(size_t i) const;
 
+  /// What later decode() calls output for the tokens that ask for it (Batch::want_logits):
+  /// false (the default) their logits; true their final hidden state after the output norm,
+  /// RMSNorm(x; output_norm), n_embd floats each (embeddings()), without evaluating the output
+  /// head (logits() then throws). Used for embeddings (`hearth serve` /v1/embeddings).
+  void set_embeddings(bool on) { embeddings_mode_ = on; }
+  bool embeddings_mode() const { return embeddings_mode_; }
+
+  /// Final hidden state after the output norm (n_embd floats) of batch token `i` of the last
+  /// decode() made with set_embeddings(true); throws Error if that token did not ask for output
+  /// or the decode was not in embeddings mode.
+  std::span<const float> embeddings(size_t i) const;
+
   const model::Model& model() const { return *model_; }
   const ContextParams& params() const { return params_; }
   uint32_t n_ctx() const { return cache_.n_ctx(); }
@@ -102,7 +114,10 @@ class Context {
   KvCache cache_;
   model::ForwardState state_;
   std::vector<float> logits_;        // [n_outputs][n_vocab]
-  std::vector<int32_t> logits_row_;  // batch index -> row of logits_, -1 if none
+  std::vector<int32_t> logits_row_;  // batch index -> row of logits_ (or embd_), -1 if none
+  bool embeddings_mode_ = false;     // set_embeddings()
+  bool last_embeddings_ = false;     // the last decode() wrote embd_ instead of logits_
+  std::vector<float> embd_;          // [n_outputs][n_embd] (embeddings mode)
   // Per attention window w of the cache (0: full): the storage rows (slots) of the current
   // micro-batch's tokens, each sequence's slots ordered by position, and the tokens' spans.
   std::vector<std::vector<int32_t>> window_slots_;
