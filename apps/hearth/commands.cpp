@@ -23,6 +23,7 @@ void register_commands(CLI::App& app) {
   register_quantize(app);
   register_imatrix(app);
   register_template(app);
+  register_serve(app);
 }
 
 int run_selected(CLI::App& app) {

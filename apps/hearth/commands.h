@@ -30,5 +30,6 @@ void register_bench(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_imatrix(CLI::App& app);
 void register_template(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace hearth::app
