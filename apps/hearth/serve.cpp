@@ -1,5 +1,6 @@
 // hearth serve [MODEL.gguf ...] [--host ADDR] [--port N] [--parallel N] [-c N_CTX] [--api-key KEY]
 //              [--models-dir DIR] [-t THREADS] [-ctk T] [-ctv T] [-fa on|off|auto] [--keep-alive DURATION]
+//              [--embedded-model] [--chat-template-file FILE]
 //
 // Serves the OpenAI-compatible API (/v1/...), the Ollama API (/api/...) and llama-server's extras
 // (/health, /metrics, /tokenize, /detokenize, /props) on one HTTP listener (docs: api.md). Models:
@@ -17,6 +18,7 @@
 
 #include "commands.h"
 #include "common.h"
+#include "chat/prompt.h"
 #include "server/backend.h"
 #include "server/http_server.h"
 #include "server/models.h"
@@ -38,6 +40,8 @@ struct ServeOptions {
   std::string keep_alive = "5m";
   std::string reasoning_field = "reasoning_content";
   bool no_log = false;
+  bool embedded = false;
+  std::string chat_template_file;
   CacheOptions cache;
 };
 
@@ -62,6 +66,10 @@ int serve(const ServeOptions& o) {
   if (o.reasoning_field != "reasoning_content" && o.reasoning_field != "reasoning")
     throw Error("--reasoning-field must be reasoning_content or reasoning");
   ro.factory = server::engine_backend_factory();
+  if (!o.chat_template_file.empty()) {
+    ro.chat_template = read_file(o.chat_template_file);
+    chat::ChatTemplate check(ro.chat_template, o.chat_template_file, "", "");  // a template error now, not per request
+  }
 
   // SIGINT/SIGTERM are taken by a thread of their own (sigwait), so block them everywhere first.
   sigset_t stop_signals;
@@ -74,7 +82,7 @@ int serve(const ServeOptions& o) {
   server::ModelRegistry registry(ro);
   for (const std::string& m : o.models) registry.add_file(m);
   if (!o.models_dir.empty()) registry.add_dir(o.models_dir);
-  if (registry.list().empty()) registry.add_default();
+  if (registry.list().empty() || o.embedded) registry.add_default();
 
   server::ServerOptions so;
   so.host = o.host;
@@ -127,6 +135,9 @@ void register_serve(CLI::App& app) {
   sub->add_option("--reasoning-field", o->reasoning_field,
                   "field of /v1 answers that holds the thinking: reasoning_content (default) or reasoning");
   sub->add_flag("--no-log", o->no_log, "no access-log line per request");
+  sub->add_flag("--embedded-model", o->embedded, "also serve the embedded demo model (hearth-kjv:latest) next to MODEL files");
+  sub->add_option("--chat-template-file", o->chat_template_file,
+                  "Jinja chat template for every model instead of the GGUF's tokenizer.chat_template");
   o->cache.add_to(sub);
   add_command(app, sub, [o]() { return serve(*o); });
 }

@@ -5,6 +5,7 @@
 
 #include "chat/formats.h"
 #include "chat/template.h"
+#include "chat/tool_grammar.h"
 #include "sample/grammar.h"
 #include "sample/json_schema.h"
 
@@ -148,7 +149,10 @@ ojson normalize_messages(const json& messages) {
     if (role == "function") role = "tool";
     msg["role"] = role;
     msg["content"] = flatten_content(m.contains("content") ? m["content"] : json(), i);
-    if (msg["content"].is_null() && role != "assistant") msg["content"] = "";
+    // A null content (an assistant message with only tool calls) is "": templates test and
+    // concatenate it as a string (Qwen 3's `'</think>' in message.content`), as llama.cpp and
+    // Ollama pass it.
+    if (msg["content"].is_null()) msg["content"] = "";
     for (const char* key : {"reasoning_content", "reasoning", "thinking"})
       if (m.contains(key) && m[key].is_string() && !m[key].get<std::string>().empty()) {
         msg["reasoning_content"] = m[key];
@@ -305,7 +309,30 @@ PreparedJob prepare_job(const JobSpec& job, const LoadedModel& lm) {
     bool thinking_off = job.thinking == chat::Thinking::Off;
     if (auto it = job.template_kwargs.find("enable_thinking"); it != job.template_kwargs.end() && it->is_boolean())
       thinking_off = !it->get<bool>();
-    thinking_possible = rp.starts_in_reasoning || (!thinking_off && !chat::thinking_markers(rp.family).open.empty());
+    // A reasoning section can come first where the prompt opened one, or where thinking is not
+    // off and the template knows the family's opening marker (a thinking model's template).
+    const std::string& open_marker = chat::thinking_markers(rp.family).open;
+    thinking_possible = rp.starts_in_reasoning ||
+                        (!thinking_off && !open_marker.empty() &&
+                         lm.chat_template.source().find(open_marker) != std::string::npos);
+    sp.parser_options.stream_tool_calls = job.stream;
+    if (!in.tools.is_null() && !in.tools.empty() && !job.schema && !job.json_object) {
+      // Tool-call arguments valid against their schemas: a lazy grammar from the family's call
+      // marker on (tool_choice auto), or a call from the first token (required, a named function).
+      chat::ToolGrammarOptions to;
+      to.required = job.tool_choice == "required";
+      if (job.tool_choice != "auto" && job.tool_choice != "required") to.function = job.tool_choice;
+      to.parallel = job.parallel_tool_calls;
+      to.starts_in_reasoning = rp.starts_in_reasoning;
+      to.allow_reasoning = thinking_possible;
+      try {
+        const chat::ToolGrammar tg = chat::build_tool_grammar(rp.family, in.tools, to, lm.grammar_vocab().get());
+        sp.request.grammar = sample::Grammar::parse(tg.gbnf, lm.grammar_vocab().get());
+        if (tg.lazy) sp.request.grammar_triggers = tg.triggers;
+      } catch (const Error& e) {
+        throw bad_request(std::string("the tools cannot be enforced: ") + e.what(), "tools");
+      }
+    }
     if (job.schema || job.json_object) {
       std::string gbnf;
       try {

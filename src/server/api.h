@@ -42,6 +42,7 @@ struct JobSpec {
   ojson messages = ojson::array();
   ojson tools;           ///< null for none
   std::string tool_choice = "auto";  ///< "auto", "none", "required" or a function name
+  bool parallel_tool_calls = false;  ///< several calls in one answer (llama.cpp's default: one)
   std::string prompt;    ///< for !chat
   std::vector<int32_t> prompt_tokens;  ///< for !chat: pre-tokenised prompt (used when not empty)
   bool raw = false;      ///< Ollama generate raw: no template (also for !chat)

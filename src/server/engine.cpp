@@ -287,7 +287,10 @@ void Engine::Impl::admit(const std::shared_ptr<Request>& r) {
   s.comp.cached_tokens = static_cast<uint32_t>(keep);
   try {
     s.sampler.emplace(r->req.sampling);
-    if (r->req.grammar) s.sampler->set_grammar(r->req.grammar, grammar_vocab);
+    if (r->req.grammar && !r->req.grammar_triggers.empty())
+      s.sampler->set_lazy_grammar(r->req.grammar, grammar_vocab, r->req.grammar_triggers);
+    else if (r->req.grammar)
+      s.sampler->set_grammar(r->req.grammar, grammar_vocab);
     for (int32_t t : prompt) s.sampler->accept(t);
   } catch (const std::exception& e) {
     finish(s, FinishReason::Error, e.what());

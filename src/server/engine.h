@@ -81,6 +81,10 @@ struct GenerationRequest {
   sample::SamplerParams sampling;
   /// Constrains the sampled tokens (JSON mode, JSON schema); nullptr for none.
   std::shared_ptr<const sample::Grammar> grammar;
+  /// Non-empty: the grammar is lazy (sample::Sampler::set_lazy_grammar): sampling is free until
+  /// one of these triggers appears in the output, and constrained from it on (tool calls with
+  /// tool_choice "auto", chat::build_tool_grammar).
+  std::vector<sample::GrammarTrigger> grammar_triggers;
   int32_t max_tokens = -1;   ///< < 0: until end of generation or the request's n_ctx is full
   bool want_logprobs = false;
   int32_t top_logprobs = 0;  ///< 0 .. 20, with want_logprobs

@@ -35,6 +35,15 @@ chat::ChatTemplate model_chat_template(const model::Model& model, bool& builtin)
   }
 }
 
+// The --chat-template-file template with the vocabulary's BOS/EOS texts (its family detected from
+// the source). Throws TemplateError for a template that does not parse.
+chat::ChatTemplate override_template(const model::Model& model, const std::string& source) {
+  const tokenizer::Tokenizer& tok = model.tokenizer();
+  const std::string bos = tok.bos() ? tok.token_text(*tok.bos()) : "";
+  const std::string eos = tok.eos() ? tok.token_text(*tok.eos()) : "";
+  return chat::ChatTemplate(source, "--chat-template-file", bos, eos);
+}
+
 json gguf_value_json(const gguf::Value& v, size_t max_array) {
   using gguf::ValueType;
   const auto scalar = [](ValueType t, const auto& get) -> json {
@@ -121,7 +130,9 @@ void ModelRegistry::add_entry(std::shared_ptr<ModelEntry> e, const gguf::File& f
                 {"parameter_size", parameter_size(e->n_params)},
                 {"quantization_level", quantization_level(f)}};
   e->capabilities = {"completion"};
-  if (auto tmpl = f.get<std::string>("tokenizer.chat_template")) {
+  std::optional<std::string> tmpl = f.get<std::string>("tokenizer.chat_template");
+  if (!options_.chat_template.empty()) tmpl = options_.chat_template;  // --chat-template-file
+  if (tmpl) {
     const chat::Family family = chat::detect_family(*tmpl);
     if (tmpl->find("tools") != std::string::npos) e->capabilities.push_back("tools");
     const chat::ThinkingMarkers m = chat::thinking_markers(family);
@@ -239,7 +250,8 @@ ModelRegistry::Lease ModelRegistry::acquire(const std::shared_ptr<ModelEntry>& e
   std::shared_ptr<const model::Model> m =
       entry->path.empty() ? model::Model::load_default() : model::Model::load(entry->path);
   bool builtin = false;
-  auto loaded = std::make_shared<LoadedModel>(model_chat_template(*m, builtin));
+  auto loaded = std::make_shared<LoadedModel>(
+      options_.chat_template.empty() ? model_chat_template(*m, builtin) : override_template(*m, options_.chat_template));
   loaded->builtin_template = builtin;
   loaded->model = m;
   loaded->params = options_.engine;

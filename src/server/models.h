@@ -65,6 +65,8 @@ struct RegistryOptions {
   EngineParams engine;                   ///< for every model's Backend
   int64_t default_keep_alive_ms = 300000;  ///< 5 minutes (negative: forever)
   BackendFactory factory;                ///< makes the Backends
+  /// A chat template source for every model instead of the GGUF's (--chat-template-file); "" for none.
+  std::string chat_template;
 };
 
 /// The models of a server. Thread-safe.

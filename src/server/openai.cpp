@@ -138,6 +138,7 @@ JobSpec parse_chat(const json& b) {
     if (job.tool_choice == "required" && job.tools.is_null())
       throw bad_request("tool_choice 'required' needs 'tools'", "tool_choice");
   }
+  if (auto v = get_bool(b, "parallel_tool_calls")) job.parallel_tool_calls = *v;
   read_thinking(b, job);
   return job;
 }
@@ -307,7 +308,7 @@ ojson completion_logprobs(const std::vector<TokenLogprob>& lps, size_t offset) {
 StreamShaper::StreamShaper(std::string id, int64_t created, std::string model, int n, bool chat,
                            std::string reasoning_field)
     : id_(std::move(id)), model_(std::move(model)), reasoning_field_(std::move(reasoning_field)), created_(created),
-      chat_(chat), role_sent_(static_cast<size_t>(n), false), n_calls_(static_cast<size_t>(n), 0) {}
+      chat_(chat), role_sent_(static_cast<size_t>(n), false), streamed_calls_(static_cast<size_t>(n)) {}
 
 ojson StreamShaper::chunk(int choice, ojson delta, const ojson& logprobs, const ojson& finish) const {
   ojson c = {{"index", choice}};
@@ -360,9 +361,24 @@ std::vector<ojson> StreamShaper::step(const StepOutput& s) {
         if (!content.empty() || !calls.empty()) flush();
         reasoning += e.text;
         break;
-      case chat::EventKind::ToolCall:
+      case chat::EventKind::ToolCallBegin:
+        // The call's id and name first, then its arguments in pieces (ToolCallArgs); the
+        // complete ToolCall event that follows adds nothing.
         if (!content.empty() || !reasoning.empty()) flush();
-        calls.push_back({{"index", n_calls_[ci]++},
+        streamed_calls_[ci].insert(e.index);
+        calls.push_back({{"index", static_cast<int>(e.index)},
+                         {"id", e.call.id},
+                         {"type", "function"},
+                         {"function", {{"name", e.call.name}, {"arguments", ""}}}});
+        break;
+      case chat::EventKind::ToolCallArgs:
+        if (!content.empty() || !reasoning.empty()) flush();
+        calls.push_back({{"index", static_cast<int>(e.index)}, {"function", {{"arguments", e.text}}}});
+        break;
+      case chat::EventKind::ToolCall:
+        if (streamed_calls_[ci].count(e.index) != 0) break;
+        if (!content.empty() || !reasoning.empty()) flush();
+        calls.push_back({{"index", static_cast<int>(e.index)},
                          {"id", e.call.id},
                          {"type", "function"},
                          {"function", {{"name", e.call.name}, {"arguments", e.call.arguments}}}});

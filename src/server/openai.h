@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,8 +39,9 @@ ojson usage(const std::vector<StepOutput>& done);
 ojson timings(const StepOutput& done);
 
 /// Turns the steps of a chat or text completion into SSE chunks (api.md 1.1.7): role first,
-/// content / reasoning_content / tool_calls deltas (tool calls whole, with index, id, type,
-/// name, arguments), logprobs per chunk, the finish chunk with an empty delta.
+/// content / reasoning_content / tool_calls deltas (a call's index, id, type and name first, then
+/// its arguments in pieces as the parser streams them — ParserOptions::stream_tool_calls — or the
+/// whole call at once), logprobs per chunk, the finish chunk with an empty delta.
 class StreamShaper {
  public:
   StreamShaper(std::string id, int64_t created, std::string model, int n, bool chat, std::string reasoning_field);
@@ -54,7 +56,7 @@ class StreamShaper {
   int64_t created_;
   bool chat_;
   std::vector<bool> role_sent_;
-  std::vector<int> n_calls_;
+  std::vector<std::set<size_t>> streamed_calls_;  ///< per choice: calls sent as Begin + argument pieces
 };
 
 /// Collects the steps of a non-streamed request into one response.

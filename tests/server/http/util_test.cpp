@@ -207,6 +207,7 @@ TEST(Shapes, StreamShaperNumbersToolCallsAndEndsWithFinish) {
   s.events.push_back({chat::EventKind::Content, "Hi", {}});
   s.events.push_back({chat::EventKind::ToolCall, "", {"call_a", "f", "{\"x\":1}"}});
   s.events.push_back({chat::EventKind::ToolCall, "", {"call_b", "g", "{}"}});
+  s.events.back().index = 1;  // the parser numbers the calls of an answer
   const auto chunks = sh.step(s);
   ASSERT_EQ(chunks.size(), 4u);  // role, reasoning, content, both calls
   EXPECT_EQ(chunks[0]["choices"][0]["delta"]["role"], "assistant");
