@@ -24,6 +24,7 @@ void register_commands(CLI::App& app) {
   register_imatrix(app);
   register_template(app);
   register_serve(app);
+  register_fit(app);
 }
 
 int run_selected(CLI::App& app) {

@@ -31,5 +31,6 @@ void register_quantize(CLI::App& app);
 void register_imatrix(CLI::App& app);
 void register_template(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_fit(CLI::App& app);
 
 }  // namespace hearth::app

@@ -31,6 +31,7 @@
 #include "commands.h"
 #include "common.h"
 #include "model/model.h"
+#include "plan/plan.h"
 #include "runtime/context.h"
 #include "sample/grammar.h"
 #include "sample/json_schema.h"
@@ -675,9 +676,23 @@ void register_run(CLI::App& app) {
     }
     runtime::ContextParams cp;
     o->cache.apply(cp);
-    cp.n_ctx = o->n_ctx;
     cp.n_ubatch = o->n_ubatch;
     cp.n_threads = o->threads;
+    {
+      // The planner (src/plan): without -c, the default context shrinks to what fits in the free
+      // memory; a -c that does not fit is refused with the numbers.
+      plan::PlanParams pp;
+      pp.n_ctx = o->n_ctx;
+      pp.n_ubatch = cp.n_ubatch;
+      pp.type_k = cp.type_k;
+      pp.type_v = cp.type_v;
+      const plan::ModelInfo info =
+          plan::ModelInfo::from_header(model->file(), o->model.empty() ? "the embedded model" : o->model);
+      const uint64_t free_bytes = plan::system_memory_bytes();
+      if (ctx_opt->count() == 0) o->n_ctx = plan::default_context(info, pp, free_bytes, o->n_ctx);
+      else plan::check_context(info, pp, free_bytes);
+    }
+    cp.n_ctx = o->n_ctx;
 
     const bool interactive = prompt_opt->count() == 0;
     if (interactive || o->chat) {

@@ -205,6 +205,7 @@ struct File::Mapping {
   uint64_t size = 0;
   void* map = nullptr;             // mmap'd region (nullptr for in-memory images)
   std::vector<uint8_t> owned;      // in-memory image
+  uint64_t full_size = 0;          // from_header: the whole file's size (0: size)
 
   Mapping() = default;
   Mapping(const Mapping&) = delete;
@@ -381,7 +382,22 @@ File File::from_static(const uint8_t* data, size_t size, const std::string& name
 }
 
 const std::string& File::path() const { return mapping_->path; }
-uint64_t File::file_size() const { return mapping_->size; }
+File File::from_header(std::vector<uint8_t> bytes, uint64_t file_size, const std::string& name) {
+  if (file_size < bytes.size())
+    throw Error(name + ": the file size " + std::to_string(file_size) + " is smaller than the " +
+                std::to_string(bytes.size()) + " header bytes given");
+  auto m = std::make_shared<Mapping>();
+  m->path = name;
+  m->owned = std::move(bytes);
+  m->data = m->owned.data();
+  m->size = m->owned.size();
+  m->full_size = file_size;
+  return parse(std::move(m));
+}
+
+bool File::header_only() const { return mapping_->full_size != 0; }
+
+uint64_t File::file_size() const { return header_only() ? mapping_->full_size : mapping_->size; }
 
 File File::parse(std::shared_ptr<const Mapping> mapping) {
   File f;
@@ -487,9 +503,10 @@ File File::parse(std::shared_ptr<const Mapping> mapping) {
 
   // Data section (§1.5): offsets aligned, in bounds, not overlapping.
   f.data_offset_ = pad_to(c.pos(), f.alignment_);
-  if (n_tensors > 0 && f.data_offset_ > mapping->size)
+  const uint64_t size = mapping->full_size != 0 ? mapping->full_size : mapping->size;  // header only: the file's
+  if (n_tensors > 0 && f.data_offset_ > size)
     c.fail("data section", c.pos(), "file ends before the data section starts at " + std::to_string(f.data_offset_));
-  const uint64_t data_size = mapping->size - std::min(mapping->size, f.data_offset_);
+  const uint64_t data_size = size - std::min(size, f.data_offset_);
   std::vector<size_t> order(f.tensors_.size());
   std::iota(order.begin(), order.end(), size_t{0});
   std::sort(order.begin(), order.end(),
@@ -524,6 +541,8 @@ const TensorInfo* File::find_tensor(std::string_view name) const {
 }
 
 std::span<const uint8_t> File::tensor_data(const TensorInfo& info) const {
+  if (header_only())
+    throw Error(path() + ": tensor '" + info.name + "': only the header of this file was read (no tensor data)");
   return {mapping_->data + data_offset_ + info.offset, info.nbytes};
 }
 

@@ -178,13 +178,22 @@ class File {
   /// Parses an image that lives for the whole program (a model embedded in the binary)
   /// without copying it. `data` must be 32-byte aligned.
   static File from_static(const uint8_t* data, size_t size, const std::string& name);
+  /// Parses the first bytes of a file of `file_size` bytes: enough for the header, metadata and
+  /// tensor infos (formats.md §1.1-§1.4); the tensors' data is checked against `file_size`
+  /// but not present (tensor_data() throws). Used to plan a model fetched over HTTP without
+  /// downloading it. Throws FormatError as parse does (a prefix that ends inside the tensor
+  /// infos reports "file is truncated"), Error if file_size < bytes.size().
+  static File from_header(std::vector<uint8_t> bytes, uint64_t file_size, const std::string& name);
 
   const std::string& path() const;
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }
   /// Offset of the data section from the start of the file, bytes.
   uint64_t data_offset() const { return data_offset_; }
+  /// Bytes of the whole file (from_header: the size given, not the bytes held).
   uint64_t file_size() const;
+  /// Whether only the header bytes are held (from_header).
+  bool header_only() const;
 
   /// Metadata in file order.
   const std::vector<std::pair<std::string, Value>>& metadata() const { return kv_; }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "model/compute.h"
+#include "model/kv_layout.h"
 
 namespace hearth::model {
 
@@ -73,16 +74,18 @@ DenseDecoder::DenseDecoder(const HParams& hp, Weights& w, const DenseOptions& op
   }
 }
 
-std::vector<KvLayerSpec> DenseDecoder::kv_layers() const {
+std::vector<KvLayerSpec> kv_layers_dense(const HParams& hp) {
   std::vector<KvLayerSpec> out;
-  for (uint32_t il = 0; il < hp_.n_layer; ++il) {
+  for (uint32_t il = 0; il < hp.n_layer; ++il) {
     KvLayerSpec s;
-    s.n_embd_k = hp_.n_embd_k_gqa(il);
-    s.n_embd_v = hp_.n_embd_v_gqa(il);
+    s.n_embd_k = hp.n_embd_k_gqa(il);
+    s.n_embd_v = hp.n_embd_v_gqa(il);
     out.push_back(s);
   }
   return out;
 }
+
+std::vector<KvLayerSpec> DenseDecoder::kv_layers() const { return kv_layers_dense(hp_); }
 
 void DenseDecoder::forward(const UBatch& b, ForwardState& st, float* logits) const {
   Compute c(b, st);

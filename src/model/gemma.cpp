@@ -23,6 +23,7 @@
 #include "kernels/ops.h"
 #include "model/arch.h"
 #include "model/compute.h"
+#include "model/kv_layout.h"
 
 namespace hearth::model {
 namespace {
@@ -53,6 +54,79 @@ struct GemmaLayer {
   const float* out_scale = nullptr;  // layer_output_scale {1} (gemma4, optional)
 };
 
+// The attention layout of a Gemma model from its metadata (architectures.md §10, §11): which
+// layers use the sliding window, the window, the sliding layers' head size (gemma4) and how many
+// layers have their own KV cache (gemma4's attention.shared_kv_layers). Throws Error naming a
+// missing or out-of-range key.
+struct GemmaLayout {
+  std::vector<bool> swa;      // per layer: sliding window (else global)
+  uint32_t n_swa = 0;         // window W (0: no sliding-window layers)
+  uint32_t hd_swa = 0;        // head size of the sliding layers
+  uint32_t n_kv_layers = 0;   // layers 0 .. n_kv_layers-1 keep their own K/V
+};
+
+GemmaLayout read_gemma_layout(const HParams& hp, const gguf::File& f) {
+  const bool gemma4 = hp.arch == "gemma4";
+  const std::string a = hp.arch + ".";
+  const std::string& path = f.path();
+  const uint32_t n_layer = hp.n_layer;
+  GemmaLayout out;
+  std::vector<bool>& swa = out.swa;
+  // Which layers use the sliding window, and the window.
+  swa.assign(n_layer, false);
+  const gguf::Value* pattern = f.find(a + "attention.sliding_window_pattern");
+  if (gemma4) {
+    out.n_swa = f.require<uint32_t>(a + "attention.sliding_window");
+    if (pattern == nullptr) throw Error(path + ": metadata key '" + a + "attention.sliding_window_pattern' is missing");
+  } else {
+    out.n_swa = f.get<uint32_t>(a + "attention.sliding_window").value_or(0);
+  }
+  if (out.n_swa > 0) {
+    if (pattern != nullptr && pattern->is_array()) {
+      // One flag per layer (Gemma 4 writes bool[n_layer]: true = sliding).
+      if (pattern->count() < n_layer)
+        throw Error(path + ": metadata key '" + a + "attention.sliding_window_pattern' has " +
+                    std::to_string(pattern->count()) + " entries for " + std::to_string(n_layer) + " layers");
+      for (uint32_t il = 0; il < n_layer; ++il)
+        swa[il] = pattern->elem_type() == gguf::ValueType::BOOL ? pattern->at<bool>(il)
+                                                                 : pattern->at<uint32_t>(il) != 0;
+    } else {
+      // A period P (Gemma 3 default 6): layer il is global iff il % P == P - 1 (P = 0: all sliding),
+      // llama.cpp's set_swa_pattern.
+      const uint32_t period = pattern != nullptr ? pattern->get<uint32_t>() : 6;
+      for (uint32_t il = 0; il < n_layer; ++il) swa[il] = period == 0 || il % period < period - 1;
+    }
+  }
+
+  out.hd_swa = hp.head_dim_k;
+  out.n_kv_layers = n_layer;
+  if (gemma4) {
+    out.hd_swa = f.require<uint32_t>(a + "attention.key_length_swa");
+    if (out.hd_swa == 0 || f.require<uint32_t>(a + "attention.value_length_swa") != out.hd_swa)
+      throw Error(path + ": gemma4 needs equal, non-zero " + a + "attention.key_length_swa and value_length_swa");
+    const uint32_t n_shared = f.get<uint32_t>(a + "attention.shared_kv_layers").value_or(0);
+    if (n_shared >= n_layer)
+      throw Error(path + ": " + a + "attention.shared_kv_layers = " + std::to_string(n_shared) +
+                  " leaves no layer with its own KV cache (" + std::to_string(n_layer) + " layers)");
+    out.n_kv_layers = n_layer - n_shared;
+  }
+  return out;
+}
+
+// The KV layout of `lay`: own K/V of n_head_kv · head size values on the first n_kv_layers
+// layers, none on gemma4's sharing layers; the sliding window on the sliding layers.
+std::vector<KvLayerSpec> gemma_specs(const HParams& hp, const GemmaLayout& lay) {
+  std::vector<KvLayerSpec> out;
+  for (uint32_t il = 0; il < hp.n_layer; ++il) {
+    KvLayerSpec s;
+    const uint32_t hd = lay.swa[il] ? lay.hd_swa : hp.head_dim_k;
+    if (il < lay.n_kv_layers) s.n_embd_k = s.n_embd_v = hp.n_head_kv[il] * hd;
+    if (lay.swa[il]) s.window = {AttnWindow::Kind::kSliding, static_cast<int32_t>(lay.n_swa)};
+    out.push_back(s);
+  }
+  return out;
+}
+
 class Gemma final : public Architecture {
  public:
   Gemma(const HParams& hp, Weights& w, bool gemma4);
@@ -74,6 +148,7 @@ class Gemma final : public Architecture {
   kernels::MatrixView ple_embd_, ple_model_proj_;
   const float* ple_proj_norm_ = nullptr;
   std::vector<GemmaLayer> layers_;
+  std::vector<KvLayerSpec> kv_;  // gemma_specs of the file's layout
 };
 
 // The RoPE of one layer kind: NEOX pairing, `n_rot` dims, base and linear scale of that kind.
@@ -101,48 +176,18 @@ Gemma::Gemma(const HParams& hp, Weights& w, bool gemma4) : hp_(hp), gemma4_(gemm
     throw Error(path + ": " + hp.arch + " needs equal, non-zero " + a + "attention.key_length and value_length (" +
                 std::to_string(hp.head_dim_k) + ", " + std::to_string(hp.head_dim_v) + ")");
 
-  // Which layers use the sliding window, and the window.
-  std::vector<bool> swa(n_layer, false);
-  const gguf::Value* pattern = f.find(a + "attention.sliding_window_pattern");
-  if (gemma4) {
-    n_swa_ = f.require<uint32_t>(a + "attention.sliding_window");
-    if (pattern == nullptr) throw Error(path + ": metadata key '" + a + "attention.sliding_window_pattern' is missing");
-  } else {
-    n_swa_ = f.get<uint32_t>(a + "attention.sliding_window").value_or(0);
-  }
-  if (n_swa_ > 0) {
-    if (pattern != nullptr && pattern->is_array()) {
-      // One flag per layer (Gemma 4 writes bool[n_layer]: true = sliding).
-      if (pattern->count() < n_layer)
-        throw Error(path + ": metadata key '" + a + "attention.sliding_window_pattern' has " +
-                    std::to_string(pattern->count()) + " entries for " + std::to_string(n_layer) + " layers");
-      for (uint32_t il = 0; il < n_layer; ++il)
-        swa[il] = pattern->elem_type() == gguf::ValueType::BOOL ? pattern->at<bool>(il)
-                                                                 : pattern->at<uint32_t>(il) != 0;
-    } else {
-      // A period P (Gemma 3 default 6): layer il is global iff il % P == P - 1 (P = 0: all sliding),
-      // llama.cpp's set_swa_pattern.
-      const uint32_t period = pattern != nullptr ? pattern->get<uint32_t>() : 6;
-      for (uint32_t il = 0; il < n_layer; ++il) swa[il] = period == 0 || il % period < period - 1;
-    }
-  }
-
-  // Head sizes, RoPE and KV sharing per layer kind.
-  uint32_t hd_swa = hp.head_dim_k, n_rot_swa = hp.n_rot, n_kv_layers = n_layer;
+  const GemmaLayout lay = read_gemma_layout(hp, f);
+  const std::vector<bool>& swa = lay.swa;
+  const uint32_t hd_swa = lay.hd_swa, n_kv_layers = lay.n_kv_layers;
+  n_swa_ = lay.n_swa;
+  kv_ = gemma_specs(hp, lay);
+  uint32_t n_rot_swa = hp.n_rot;
   const float base_swa = f.get<float>(a + "rope.freq_base_swa").value_or(10000.0f);
   if (gemma4) {
-    hd_swa = f.require<uint32_t>(a + "attention.key_length_swa");
-    if (hd_swa == 0 || f.require<uint32_t>(a + "attention.value_length_swa") != hd_swa)
-      throw Error(path + ": gemma4 needs equal, non-zero " + a + "attention.key_length_swa and value_length_swa");
     n_rot_swa = f.get<uint32_t>(a + "rope.dimension_count_swa").value_or(hp.n_rot);
     if (n_rot_swa % 2 != 0 || n_rot_swa > hd_swa)
       throw Error(path + ": " + a + "rope.dimension_count_swa = " + std::to_string(n_rot_swa) +
                   " must be even and at most the sliding head dimension " + std::to_string(hd_swa));
-    const uint32_t n_shared = f.get<uint32_t>(a + "attention.shared_kv_layers").value_or(0);
-    if (n_shared >= n_layer)
-      throw Error(path + ": " + a + "attention.shared_kv_layers = " + std::to_string(n_shared) +
-                  " leaves no layer with its own KV cache (" + std::to_string(n_layer) + " layers)");
-    n_kv_layers = n_layer - n_shared;
     d_pl_ = f.require<uint32_t>(a + "embedding_length_per_layer_input");
     softcap_ = f.get<float>(a + "final_logit_softcapping").value_or(30.0f);
   } else {
@@ -252,16 +297,7 @@ Gemma::Gemma(const HParams& hp, Weights& w, bool gemma4) : hp_(hp), gemma4_(gemm
   }
 }
 
-std::vector<KvLayerSpec> Gemma::kv_layers() const {
-  std::vector<KvLayerSpec> out;
-  for (const GemmaLayer& L : layers_) {
-    KvLayerSpec s;
-    if (L.kv_src < 0) s.n_embd_k = s.n_embd_v = static_cast<uint32_t>(L.n_head_kv * L.head_dim);
-    if (L.swa) s.window = {AttnWindow::Kind::kSliding, static_cast<int32_t>(n_swa_)};
-    out.push_back(s);
-  }
-  return out;
-}
+std::vector<KvLayerSpec> Gemma::kv_layers() const { return kv_; }
 
 // PLE[t][il] = (RMSNorm(W_plproj x0 / √d; per_layer_proj_norm) + per_layer_token_embd[tok] · √d_pl) / √2
 // (architectures.md §11 "Per-layer embeddings"), ple is [n][n_layer·d_pl].
@@ -363,6 +399,10 @@ void Gemma::forward(const UBatch& b, ForwardState& st, float* logits) const {
 }
 
 }  // namespace
+
+std::vector<KvLayerSpec> kv_layers_gemma(const HParams& hp, const gguf::File& f) {
+  return gemma_specs(hp, read_gemma_layout(hp, f));
+}
 
 std::unique_ptr<Architecture> make_gemma3(const HParams& hp, Weights& w) {
   return std::make_unique<Gemma>(hp, w, /*gemma4=*/false);

@@ -17,6 +17,7 @@
 
 #include "model/arch.h"
 #include "model/compute.h"
+#include "model/kv_layout.h"
 
 namespace hearth::model {
 namespace {
@@ -62,6 +63,7 @@ class Llama4 final : public Architecture {
   kernels::MatrixView tok_embd_, output_;
   const float* output_norm_ = nullptr;
   std::vector<Layer> layers_;
+  std::vector<KvLayerSpec> kv_;  // kv_layers_llama4
 };
 
 Llama4::Llama4(const HParams& hp, Weights& w) : hp_(hp) {
@@ -77,12 +79,7 @@ Llama4::Llama4(const HParams& hp, Weights& w) : hp_(hp) {
   const uint32_t n_ff_exp = f.require<uint32_t>(a + "expert_feed_forward_length");
   const uint32_t moe_step = f.require<uint32_t>(a + "interleave_moe_layer_step");
   if (n_ff_exp == 0) throw Error(f.path() + ": " + a + "expert_feed_forward_length is 0");
-  // attention.sliding_window = 0 selects llama.cpp's variant without chunked attention (whose
-  // last layer then needs temperature constants llama.cpp leaves unset): not supported.
-  if (auto swa = f.get<uint32_t>(a + "attention.sliding_window"); swa && *swa == 0)
-    throw Error(f.path() + ": llama4 without chunked attention (" + a +
-                "attention.sliding_window = 0) is not supported");
-  const uint32_t period = f.get<uint32_t>(a + "attention.sliding_window_pattern").value_or(kChunkPeriod);
+  kv_ = kv_layers_llama4(hp, f);  // which layers are chunked (and the sliding_window check)
   const float base_swa = f.get<float>(a + "rope.freq_base_swa").value_or(hp.rope_freq_base);
   if (!(base_swa > 1.0f)) throw Error(f.path() + ": " + a + "rope.freq_base_swa must be > 1");
   qk_norm_ = hp.n_expert != kNoQkNormExperts;
@@ -102,7 +99,7 @@ Llama4::Llama4(const HParams& hp, Weights& w) : hp_(hp) {
     const std::string p = "blk." + std::to_string(il) + ".";
     Layer L;
     L.rope = (il + 1) % kNoRopeStep != 0;
-    L.chunked = period == 0 || il % period < period - 1;
+    L.chunked = kv_[il].window.kind == AttnWindow::Kind::kChunked;
     L.moe = moe_step > 0 && (il + 1) % moe_step == 0;
     // Chunked layers use rope.freq_base_swa (llama_model::get_rope_freq_base).
     L.rope_cfg = make_rope_config(L.chunked ? hp_swa : hp, kernels::RopeMode::kNorm, freqs);
@@ -149,17 +146,30 @@ Llama4::Llama4(const HParams& hp, Weights& w) : hp_(hp) {
   }
 }
 
-std::vector<KvLayerSpec> Llama4::kv_layers() const {
+}  // namespace
+
+std::vector<KvLayerSpec> kv_layers_llama4(const HParams& hp, const gguf::File& f) {
+  const std::string a = hp.arch + ".";
+  // attention.sliding_window = 0 selects llama.cpp's variant without chunked attention (whose
+  // last layer then needs temperature constants llama.cpp leaves unset): not supported.
+  if (auto swa = f.get<uint32_t>(a + "attention.sliding_window"); swa && *swa == 0)
+    throw Error(f.path() + ": llama4 without chunked attention (" + a +
+                "attention.sliding_window = 0) is not supported");
+  const uint32_t period = f.get<uint32_t>(a + "attention.sliding_window_pattern").value_or(kChunkPeriod);
   std::vector<KvLayerSpec> out;
-  for (uint32_t il = 0; il < hp_.n_layer; ++il) {
+  for (uint32_t il = 0; il < hp.n_layer; ++il) {
     KvLayerSpec s;
-    s.n_embd_k = hp_.n_embd_k_gqa(il);
-    s.n_embd_v = hp_.n_embd_v_gqa(il);
-    if (layers_[il].chunked) s.window = {AttnWindow::Kind::kChunked, kChunk};
+    s.n_embd_k = hp.n_embd_k_gqa(il);
+    s.n_embd_v = hp.n_embd_v_gqa(il);
+    if (period == 0 || il % period < period - 1) s.window = {AttnWindow::Kind::kChunked, kChunk};
     out.push_back(s);
   }
   return out;
 }
+
+namespace {
+
+std::vector<KvLayerSpec> Llama4::kv_layers() const { return kv_; }
 
 void Llama4::forward(const UBatch& b, ForwardState& st, float* logits) const {
   Compute c(b, st);

@@ -33,6 +33,7 @@
 #include "kernels/delta_net.h"
 #include "model/arch.h"
 #include "model/compute.h"
+#include "model/kv_layout.h"
 
 namespace hearth::model {
 namespace {
@@ -72,6 +73,71 @@ struct SsmParams {
   int64_t c_v() const { return int64_t{n_v_heads} * d_v; }
   int64_t c_conv() const { return 2 * c_qk() + c_v(); }
 };
+
+// Gated DeltaNet dimensions from the metadata (architectures.md §7.1); throws Error naming a
+// missing, out-of-range or inconsistent key.
+SsmParams read_ssm_params(const HParams& hp, const gguf::File& f) {
+  const std::string& path = f.path();
+  const std::string a = hp.arch + ".";
+  SsmParams ssm;
+  auto require_positive = [&](const std::string& key) {
+    const uint32_t v = f.require<uint32_t>(a + key);
+    if (v == 0 || v > (1u << 20)) throw Error(path + ": " + a + key + " = " + std::to_string(v) + " is out of range");
+    return static_cast<int>(v);
+  };
+  ssm.conv_kernel = require_positive("ssm.conv_kernel");
+  ssm.d_k = require_positive("ssm.state_size");
+  ssm.n_k_heads = require_positive("ssm.group_count");
+  ssm.n_v_heads = require_positive("ssm.time_step_rank");
+  const int inner = require_positive("ssm.inner_size");
+  if (inner % ssm.n_v_heads != 0 || ssm.n_v_heads % ssm.n_k_heads != 0)
+    throw Error(path + ": " + a + "ssm.inner_size (" + std::to_string(inner) + ") must be a multiple of " + a +
+                "ssm.time_step_rank (" + std::to_string(ssm.n_v_heads) + "), itself a multiple of " + a +
+                "ssm.group_count (" + std::to_string(ssm.n_k_heads) + ")");
+  ssm.d_v = inner / ssm.n_v_heads;
+  if (ssm.d_v != ssm.d_k)
+    throw Error(path + ": the Gated DeltaNet value head dimension " + std::to_string(ssm.d_v) + " (" + a +
+                "ssm.inner_size / " + a + "ssm.time_step_rank) differs from the key head dimension " +
+                std::to_string(ssm.d_k) + " (" + a + "ssm.state_size)");
+  return ssm;
+}
+
+// Which layers are Gated DeltaNet layers (§8 "Layer pattern").
+std::vector<bool> read_recurrent_layers(const HParams& hp, const gguf::File& f) {
+  const std::string& path = f.path();
+  const std::string a = hp.arch + ".";
+  std::vector<bool> recurrent(hp.n_layer);
+  if (const gguf::Value* rl = f.find(a + "attention.recurrent_layers")) {
+    if (!rl->is_array() || rl->count() < hp.n_layer)
+      throw Error(path + ": " + a + "attention.recurrent_layers must be an array of " + std::to_string(hp.n_layer_all) +
+                  " flags");
+    for (uint32_t il = 0; il < hp.n_layer; ++il)
+      recurrent[il] = rl->elem_type() == gguf::ValueType::BOOL ? rl->at<bool>(il) : rl->at<uint32_t>(il) != 0;
+  } else {
+    const uint32_t interval = f.get<uint32_t>(a + "full_attention_interval").value_or(4);
+    if (interval == 0) throw Error(path + ": " + a + "full_attention_interval is 0");
+    for (uint32_t il = 0; il < hp.n_layer; ++il) recurrent[il] = (il + 1) % interval != 0;
+  }
+  return recurrent;
+}
+
+// The KV layout of layers with these recurrent flags: conv state (K−1)·C_conv and recurrent
+// state H_v·d_k·d_v floats per Gated DeltaNet layer (§7.4), K/V rows per attention layer.
+std::vector<KvLayerSpec> qwen35_specs(const HParams& hp, const SsmParams& ssm, const std::vector<bool>& recurrent) {
+  std::vector<KvLayerSpec> out;
+  for (uint32_t il = 0; il < hp.n_layer; ++il) {
+    KvLayerSpec s;
+    if (recurrent[il]) {
+      s.n_embd_r = static_cast<uint32_t>((ssm.conv_kernel - 1) * ssm.c_conv());
+      s.n_embd_s = static_cast<uint32_t>(int64_t{ssm.n_v_heads} * ssm.d_k * ssm.d_v);
+    } else {
+      s.n_embd_k = hp.n_embd_k_gqa(il);
+      s.n_embd_v = hp.n_embd_v_gqa(il);
+    }
+    out.push_back(s);
+  }
+  return out;
+}
 
 class Qwen35 final : public Architecture {
  public:
@@ -137,25 +203,7 @@ Qwen35::Qwen35(const HParams& hp, Weights& w, Variant variant)
     return w.vector(name, n);
   };
 
-  auto require_positive = [&](const std::string& key) {
-    const uint32_t v = f.require<uint32_t>(a + key);
-    if (v == 0 || v > (1u << 20)) throw Error(path + ": " + a + key + " = " + std::to_string(v) + " is out of range");
-    return static_cast<int>(v);
-  };
-  ssm_.conv_kernel = require_positive("ssm.conv_kernel");
-  ssm_.d_k = require_positive("ssm.state_size");
-  ssm_.n_k_heads = require_positive("ssm.group_count");
-  ssm_.n_v_heads = require_positive("ssm.time_step_rank");
-  const int inner = require_positive("ssm.inner_size");
-  if (inner % ssm_.n_v_heads != 0 || ssm_.n_v_heads % ssm_.n_k_heads != 0)
-    throw Error(path + ": " + a + "ssm.inner_size (" + std::to_string(inner) + ") must be a multiple of " + a +
-                "ssm.time_step_rank (" + std::to_string(ssm_.n_v_heads) + "), itself a multiple of " + a +
-                "ssm.group_count (" + std::to_string(ssm_.n_k_heads) + ")");
-  ssm_.d_v = inner / ssm_.n_v_heads;
-  if (ssm_.d_v != ssm_.d_k)
-    throw Error(path + ": the Gated DeltaNet value head dimension " + std::to_string(ssm_.d_v) + " (" + a +
-                "ssm.inner_size / " + a + "ssm.time_step_rank) differs from the key head dimension " +
-                std::to_string(ssm_.d_k) + " (" + a + "ssm.state_size)");
+  ssm_ = read_ssm_params(hp, f);
   // rope.dimension_sections: required for qwen35* (§9.1); they decide which RoPE pairs rotate
   // with a text token's position (IMROPE, see the top of this file). qwen3next: plain NEOX.
   std::vector<int32_t> sections;
@@ -173,19 +221,7 @@ Qwen35::Qwen35(const HParams& hp, Weights& w, Variant variant)
       throw Error(path + ": " + a + "rope.dimension_sections must be an array of 4 non-negative integers, not all 0");
   }
 
-  // Layer pattern (§8 "Layer pattern").
-  std::vector<bool> recurrent(hp.n_layer);
-  if (const gguf::Value* rl = f.find(a + "attention.recurrent_layers")) {
-    if (!rl->is_array() || rl->count() < hp.n_layer)
-      throw Error(path + ": " + a + "attention.recurrent_layers must be an array of " + std::to_string(hp.n_layer_all) +
-                  " flags");
-    for (uint32_t il = 0; il < hp.n_layer; ++il)
-      recurrent[il] = rl->elem_type() == gguf::ValueType::BOOL ? rl->at<bool>(il) : rl->at<uint32_t>(il) != 0;
-  } else {
-    const uint32_t interval = f.get<uint32_t>(a + "full_attention_interval").value_or(4);
-    if (interval == 0) throw Error(path + ": " + a + "full_attention_interval is 0");
-    for (uint32_t il = 0; il < hp.n_layer; ++il) recurrent[il] = (il + 1) % interval != 0;
-  }
+  const std::vector<bool> recurrent = read_recurrent_layers(hp, f);
 
   uint32_t n_ff_shexp = 0;
   if (moe) {
@@ -311,19 +347,9 @@ Qwen35::Qwen35(const HParams& hp, Weights& w, Variant variant)
 }
 
 std::vector<KvLayerSpec> Qwen35::kv_layers() const {
-  std::vector<KvLayerSpec> out;
-  for (uint32_t il = 0; il < hp_.n_layer; ++il) {
-    KvLayerSpec s;
-    if (layers_[il].recurrent) {
-      s.n_embd_r = static_cast<uint32_t>((ssm_.conv_kernel - 1) * ssm_.c_conv());
-      s.n_embd_s = static_cast<uint32_t>(int64_t{ssm_.n_v_heads} * ssm_.d_k * ssm_.d_v);
-    } else {
-      s.n_embd_k = hp_.n_embd_k_gqa(il);
-      s.n_embd_v = hp_.n_embd_v_gqa(il);
-    }
-    out.push_back(s);
-  }
-  return out;
+  std::vector<bool> recurrent;
+  for (const Layer& L : layers_) recurrent.push_back(L.recurrent);
+  return qwen35_specs(hp_, ssm_, recurrent);
 }
 
 void Qwen35::attention_layer(Compute& c, int il, const Layer& L, const float* h, float* out) const {
@@ -521,6 +547,10 @@ void Qwen35::forward(const UBatch& b, ForwardState& st, float* logits) const {
 }
 
 }  // namespace
+
+std::vector<KvLayerSpec> kv_layers_qwen35(const HParams& hp, const gguf::File& f) {
+  return qwen35_specs(hp, read_ssm_params(hp, f), read_recurrent_layers(hp, f));
+}
 
 std::unique_ptr<Architecture> make_qwen35(const HParams& hp, Weights& w) {
   return std::make_unique<Qwen35>(hp, w, Variant::kQwen35);

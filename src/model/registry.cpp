@@ -2,6 +2,7 @@
 #include <map>
 
 #include "model/arch.h"
+#include "model/kv_layout.h"
 
 namespace hearth::model {
 namespace {
@@ -39,6 +40,16 @@ std::unique_ptr<Architecture> make_architecture(const HParams& hp, Weights& w) {
     throw Error(w.file().path() + ": unsupported architecture '" + hp.arch + "' (hearth runs: " + list + ")");
   }
   return it->second(hp, w);
+}
+
+std::vector<KvLayerSpec> kv_layer_specs(const HParams& hp, const gguf::File& file) {
+  if (hp.arch == "llama" || hp.arch == "qwen3" || hp.arch == "qwen3moe") return kv_layers_dense(hp);
+  if (hp.arch == "llama4") return kv_layers_llama4(hp, file);
+  if (hp.arch == "qwen35" || hp.arch == "qwen35moe" || hp.arch == "qwen3next") return kv_layers_qwen35(hp, file);
+  if (hp.arch == "gemma3" || hp.arch == "gemma4") return kv_layers_gemma(hp, file);
+  std::string list;
+  for (const std::string& n : supported_architectures()) list += (list.empty() ? "" : ", ") + n;
+  throw Error(file.path() + ": unsupported architecture '" + hp.arch + "' (hearth runs: " + list + ")");
 }
 
 }  // namespace hearth::model

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <sstream>
 #include <string_view>
 
 #include "gguf/gguf.h"
@@ -113,10 +114,13 @@ const std::vector<SynthShape>& synth_shapes() {
       {"llama3.2-1b", "llama", 16, 2048, 32, 8, 64, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
       {"llama3.2-3b", "llama", 28, 3072, 24, 8, 128, 8192, 128256, 131072, 500000.0f, 1e-5f, true, 32.0f, 1.0f, 4.0f, 8192},
       {"llama3.1-8b", "llama", 32, 4096, 32, 8, 128, 14336, 128256, 131072, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 8192},
+      {"llama3.1-70b", "llama", 80, 8192, 64, 8, 128, 28672, 128256, 131072, 500000.0f, 1e-5f, false, 8.0f, 1.0f, 4.0f, 8192},
       {"qwen3-0.6b", "qwen3", 28, 1024, 16, 8, 128, 3072, 151936, 40960, 1000000.0f, 1e-6f, true},
       {"qwen3-1.7b", "qwen3", 28, 2048, 16, 8, 128, 6144, 151936, 40960, 1000000.0f, 1e-6f, true},
       {"qwen3-4b", "qwen3", 36, 2560, 32, 8, 128, 9728, 151936, 40960, 1000000.0f, 1e-6f, true},
       {"qwen3-8b", "qwen3", 36, 4096, 32, 8, 128, 12288, 151936, 40960, 1000000.0f, 1e-6f, false},
+      {"qwen3-14b", "qwen3", 40, 5120, 40, 8, 128, 17408, 151936, 40960, 1000000.0f, 1e-6f, false},
+      {"qwen3-32b", "qwen3", 64, 5120, 64, 8, 128, 25600, 151936, 40960, 1000000.0f, 1e-6f, false},
       {"qwen3-30b-a3b", "qwen3moe", 48, 2048, 32, 4, 128, 6144, 151936, 40960, 1000000.0f, 1e-6f, false, 0.0f, 1.0f,
        4.0f, 8192, 128, 8, 768},
       {"qwen3-235b-a22b", "qwen3moe", 94, 4096, 64, 4, 128, 12288, 151936, 40960, 1000000.0f, 1e-6f, false, 0.0f, 1.0f,
@@ -149,6 +153,12 @@ const std::vector<SynthShape>& synth_shapes() {
                  .rms_eps = 1e-6f, .n_swa = 512, .swa_period = 6},
       SynthShape{.name = "gemma3-4b", .arch = "gemma3", .n_layer = 34, .n_embd = 2560, .n_head = 8, .n_head_kv = 4,
                  .head_dim = 256, .n_ff = 10240, .n_vocab = 262144, .n_ctx_train = 131072, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_swa = 1024, .swa_period = 6, .rope_linear_factor = 8.0f},
+      SynthShape{.name = "gemma3-12b", .arch = "gemma3", .n_layer = 48, .n_embd = 3840, .n_head = 16, .n_head_kv = 8,
+                 .head_dim = 256, .n_ff = 15360, .n_vocab = 262144, .n_ctx_train = 131072, .rope_freq_base = 1000000.0f,
+                 .rms_eps = 1e-6f, .n_swa = 1024, .swa_period = 6, .rope_linear_factor = 8.0f},
+      SynthShape{.name = "gemma3-27b", .arch = "gemma3", .n_layer = 62, .n_embd = 5376, .n_head = 32, .n_head_kv = 16,
+                 .head_dim = 128, .n_ff = 21504, .n_vocab = 262144, .n_ctx_train = 131072, .rope_freq_base = 1000000.0f,
                  .rms_eps = 1e-6f, .n_swa = 1024, .swa_period = 6, .rope_linear_factor = 8.0f},
       SynthShape{.name = "gemma4-26b-a4b", .arch = "gemma4", .n_layer = 30, .n_embd = 2816, .n_head = 16,
                  .n_head_kv = 8, .head_dim = 256, .n_ff = 2112, .n_vocab = 262144, .n_ctx_train = 262144,
@@ -563,9 +573,10 @@ std::vector<float> gemma4_rope_factors(const SynthShape& s) {
   return f;
 }
 
-}  // namespace
-
-void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string& path) {
+// The metadata of a synthesized file in `w` and its tensors, in the order llama.cpp's converter
+// writes them, in `plan` (matrices of `type`, or the nearest type whose block divides the row).
+void build_model(const SynthShape& s, quant::GgmlType type, uint64_t seed, gguf::Writer& w,
+                 std::vector<TensorPlan>& plan) {
   const bool gemma = s.arch == "gemma3" || s.arch == "gemma4";
   if (s.arch != "llama" && s.arch != "llama4" && s.arch != "qwen3" && s.arch != "qwen3moe" && s.arch != "qwen35" &&
       s.arch != "qwen35moe" && s.arch != "qwen3next" && !gemma)
@@ -582,17 +593,16 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
     throw Error("shape " + s.name + ": a " + s.arch + " model needs Gated DeltaNet heads (v-heads a multiple of the " +
                 "k-heads), a head dimension, a conv kernel, a full-attention interval" +
                 (moe ? " and a shared expert width" : ""));
-  const quant::TypeTraits& wt = quant::traits(opt.type);
+  const quant::TypeTraits& wt = quant::traits(type);
   if (wt.from_float == nullptr) throw Error(std::string("hearth cannot quantize to ") + wt.name + " yet");
 
-  gguf::Writer w;
   const std::string a = s.arch + ".";
   w.set("general.architecture", gguf::Value::of(s.arch));
   w.set("general.type", gguf::Value::of("model"));
   w.set("general.name", gguf::Value::of("synthetic " + s.name));
   w.set("general.description",
         gguf::Value::of("random weights in the shape of " + s.name + ", written by hearth synth (seed " +
-                        std::to_string(opt.seed) + ")"));
+                        std::to_string(seed) + ")"));
   w.set(a + "block_count", gguf::Value::of(s.n_layer));
   w.set(a + "context_length", gguf::Value::of(s.n_ctx_train));
   w.set(a + "embedding_length", gguf::Value::of(s.n_embd));
@@ -631,7 +641,7 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
   }
   if (llama4) w.set(a + "interleave_moe_layer_step", gguf::Value::of(s.moe_step));
   if (gemma) set_gemma_metadata(s, w);
-  w.set("general.file_type", gguf::Value::of(file_type_of(opt.type)));
+  w.set("general.file_type", gguf::Value::of(file_type_of(type)));
   w.set("general.quantization_version", gguf::Value::of(uint32_t{2}));
 
   const Vocabulary vocab = build_vocabulary(s);
@@ -648,12 +658,11 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
   // Tensors, in the order llama.cpp's converter writes them.
   const int64_t d = s.n_embd, q = int64_t{s.n_head} * s.head_dim, kv = int64_t{s.n_head_kv} * s.head_dim;
   const float s_d = 1.0f / std::sqrt(static_cast<float>(d));
-  std::vector<TensorPlan> plan;
   auto matrix = [&](const std::string& name, int64_t n_in, int64_t n_out, float sigma) {
-    plan.push_back({name, matrix_type(opt.type, n_in), {n_in, n_out}, 0.0f, sigma, {}});
+    plan.push_back({name, matrix_type(type, n_in), {n_in, n_out}, 0.0f, sigma, {}});
   };
   auto experts = [&](const std::string& name, int64_t n_in, int64_t n_out, float sigma) {
-    plan.push_back({name, matrix_type(opt.type, n_in), {n_in, n_out, s.n_expert}, 0.0f, sigma, {}});
+    plan.push_back({name, matrix_type(type, n_in), {n_in, n_out, s.n_expert}, 0.0f, sigma, {}});
   };
   auto norm = [&](const std::string& name, int64_t n) {
     plan.push_back({name, quant::GgmlType::F32, {n}, 1.0f, 0.02f, {}});
@@ -722,7 +731,7 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
   }
   for (uint32_t il = 0; !hybrid && il < s.n_layer; ++il) {
     if (gemma) {
-      add_gemma_layer(s, il, opt.type, plan);
+      add_gemma_layer(s, il, type, plan);
       continue;
     }
     const std::string p = "blk." + std::to_string(il) + ".";
@@ -754,6 +763,25 @@ void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string&
       matrix(p + "ffn_down.weight", s.n_ff, d, 1.0f / std::sqrt(static_cast<float>(s.n_ff)));
     }
   }
+}
+
+}  // namespace
+
+gguf::File synth_header(const SynthShape& shape, quant::GgmlType type) {
+  gguf::Writer w;
+  std::vector<TensorPlan> plan;
+  build_model(shape, type, 1, w, plan);
+  for (const TensorPlan& t : plan) w.add_tensor(t.name, t.type, t.ne);
+  std::ostringstream out;
+  w.begin(out);
+  const std::string bytes = out.str();
+  return gguf::File::from_header(std::vector<uint8_t>(bytes.begin(), bytes.end()), w.file_size(), "synth:" + shape.name);
+}
+
+void synthesize(const SynthShape& s, const SynthOptions& opt, const std::string& path) {
+  gguf::Writer w;
+  std::vector<TensorPlan> plan;
+  build_model(s, opt.type, opt.seed, w, plan);
   for (const TensorPlan& t : plan) w.add_tensor(t.name, t.type, t.ne);
 
   const uint64_t total = w.file_size();

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "gguf/gguf.h"
 #include "quant/types.h"
 
 namespace hearth::model {
@@ -105,6 +106,12 @@ struct SynthOptions {
 /// the family's special tokens). The same shape, type and seed give the same bytes. Throws
 /// Error for a type hearth cannot quantize to, or on I/O failure.
 void synthesize(const SynthShape& shape, const SynthOptions& options, const std::string& path);
+
+/// The header synthesize() writes for `shape` with matrices of `type` (metadata, tokenizer and
+/// tensor table; seed 1) as a header-only gguf::File named "synth:NAME" (File::from_header: the
+/// file size is that of the full file, no tensor data is made). For planning a model's memory
+/// without a file (plan/catalogue.h). Throws Error as synthesize() does.
+gguf::File synth_header(const SynthShape& shape, quant::GgmlType type = quant::GgmlType::F16);
 
 /// ftype id of `general.file_type` for a file whose matrices are all `type` (formats.md §4.1).
 uint32_t file_type_of(quant::GgmlType type);

@@ -269,4 +269,30 @@ std::span<const float> Context::embeddings(size_t i) const {
   return {embd_.data() + static_cast<size_t>(logits_row_[i]) * n_embd, n_embd};
 }
 
+namespace {
+
+template <class T>
+uint64_t capacity_bytes(const std::vector<T>& v) {
+  return static_cast<uint64_t>(v.capacity()) * sizeof(T);
+}
+
+uint64_t matmul_scratch_bytes(const kernels::MatmulScratch& m) {
+  uint64_t n = capacity_bytes(m.act) + capacity_bytes(m.act_tiles) + capacity_bytes(m.act_natural);
+  for (const std::vector<uint8_t>& t : m.weight_tiles) n += capacity_bytes(t);
+  return n;
+}
+
+}  // namespace
+
+uint64_t Context::compute_bytes() const {
+  const model::Scratch& s = state_.scratch;
+  uint64_t n = capacity_bytes(logits_) + capacity_bytes(embd_) + capacity_bytes(logits_row_) + capacity_bytes(s.rope_cache) +
+               matmul_scratch_bytes(s.matmul) + capacity_bytes(s.moe.ids) + capacity_bytes(s.moe.weights) +
+               capacity_bytes(s.moe.offsets) + capacity_bytes(s.moe.order) + capacity_bytes(s.moe_position) +
+               capacity_bytes(s.moe_jobs);
+  for (const std::vector<float>& b : s.bufs) n += capacity_bytes(b);
+  for (const kernels::MatmulScratch& m : s.moe_matmul) n += matmul_scratch_bytes(m);
+  return n;
+}
+
 }  // namespace hearth::runtime

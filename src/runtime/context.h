@@ -86,6 +86,11 @@ class Context {
   KvCache& kv_cache() { return cache_; }
   const KvCache& kv_cache() const { return cache_; }
   const kernels::ThreadPool& pool() const { return pool_; }
+  /// Bytes of the buffers decode() has grown so far besides the KV cache (capacities): the
+  /// architecture's activation scratch (model::Scratch: [n_ubatch][width] floats per slot, the
+  /// matmul activation and tile buffers, the MoE routing) and the logits. What the planner's
+  /// compute estimate (plan::Plan::compute_bytes) predicts; measured by the plan tests.
+  uint64_t compute_bytes() const;
 
   /// Observer of the layer matrix multiplications: (weight tensor name, activations x as
   /// [n_rows][n_in] f32, n_rows, n_in), called before each one of every later decode(). Used by

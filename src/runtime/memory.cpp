@@ -30,9 +30,15 @@ int64_t block_of(const std::string& name) {
 
 MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max,
                        quant::GgmlType type_k, quant::GgmlType type_v) {
+  return plan_memory(model.file(), model.hparams(), model.arch().kv_layers(), n_ctx, n_ubatch, n_seq_max, type_k,
+                     type_v);
+}
+
+MemoryPlan plan_memory(const gguf::File& file, const model::HParams& hp, const std::vector<model::KvLayerSpec>& specs,
+                       uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max, quant::GgmlType type_k,
+                       quant::GgmlType type_v) {
   if (n_ctx == 0 || n_ubatch == 0 || n_seq_max == 0) throw Error("n_ctx, n_ubatch and n_seq_max must be at least 1");
-  check_kv_cache_types(model.hparams(), type_k, type_v);
-  const std::vector<model::KvLayerSpec> specs = model.arch().kv_layers();
+  check_kv_cache_types(hp, type_k, type_v);
   const std::vector<uint32_t> cells = KvCache::layer_cells(specs, n_ctx, n_ubatch, n_seq_max);
   MemoryPlan plan;
   std::vector<size_t> row_of(specs.size());
@@ -52,7 +58,7 @@ MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_uba
     row.state_bytes += state;
     plan.state_bytes += state;
   }
-  for (const gguf::TensorInfo& t : model.file().tensors()) {
+  for (const gguf::TensorInfo& t : file.tensors()) {
     plan.weight_bytes += t.nbytes;
     const int64_t il = block_of(t.name);
     if (il >= 0 && static_cast<size_t>(il) < specs.size()) plan.rows[row_of[static_cast<size_t>(il)]].weight_bytes += t.nbytes;

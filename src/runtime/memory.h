@@ -37,4 +37,11 @@ struct MemoryPlan {
 MemoryPlan plan_memory(const model::Model& model, uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max,
                        quant::GgmlType type_k = quant::GgmlType::F16, quant::GgmlType type_v = quant::GgmlType::F16);
 
+/// The same from a file's header alone (metadata and tensor table; no tensor data is read):
+/// `specs` are the model's KV layers (model::kv_layer_specs(hp, file), which is what
+/// Architecture::kv_layers() returns once loaded). The Model overload calls this one.
+MemoryPlan plan_memory(const gguf::File& file, const model::HParams& hp, const std::vector<model::KvLayerSpec>& specs,
+                       uint32_t n_ctx, uint32_t n_ubatch, uint32_t n_seq_max,
+                       quant::GgmlType type_k = quant::GgmlType::F16, quant::GgmlType type_v = quant::GgmlType::F16);
+
 }  // namespace hearth::runtime
