@@ -85,15 +85,20 @@ void act_to_chunks(quant::GgmlType act_type, const void* act_row, int64_t n_in, 
 void tile_ref(const WeightFormat& fmt, int64_t n_chunks, const WChunk* const* w, int n_w, const AChunk* const* a,
               int n_a, float* y, int64_t ldy);
 
-/// A single-row product (GEMV) with the tile arithmetic: y[i] = dot(rows[i], activation), for
-/// n_rows_w weight rows of n_chunks chunks, bit-identical to the tile kernel for the same pair.
-/// `act` is the activation's chunks rearranged for this kernel: codes in the weight type's
-/// natural order (codes[p] = lane-order code natural_from_lane[p] of the same chunk) and the
-/// per-run da, asum and csum in the order the kernel's run sums come out (lane i holds run
-/// run_of[i]).
+/// Most activation rows a GEMV kernel multiplies per pass over the weights (decode steps of up
+/// to this many sequences read each weight once).
+inline constexpr int kMaxGemvAct = 8;
+
+/// Products of few activation rows (GEMV) with the tile arithmetic: y[j * ldy + i] =
+/// dot(rows[i], activation j) for n_rows_w weight rows of n_chunks chunks and n_act activation
+/// rows, bit-identical to the tile kernel for the same pair (whatever n_act). Each weight chunk
+/// is decoded once per kMaxGemvAct activation rows. `act[j]` is activation j's chunks
+/// rearranged for this kernel: codes in the weight type's natural order (codes[p] = lane-order
+/// code natural_from_lane[p] of the same chunk) and the per-run da, asum and csum in the order
+/// the kernel's run sums come out (lane i holds run run_of[i]).
 struct GemvKernel {
-  void (*fn)(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* act,
-             float* y) = nullptr;
+  void (*fn)(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* const* act,
+             int n_act, float* y, int64_t ldy) = nullptr;
   const uint8_t* natural_from_lane = nullptr;  ///< 256 byte positions within a chunk
   const int32_t* run_of = nullptr;             ///< 16 runs
 };

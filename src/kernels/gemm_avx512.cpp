@@ -23,6 +23,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include <cstdint>
 #include <cstring>
 
@@ -346,32 +348,57 @@ constexpr const NaturalOrder& natural_order() {
 /// caller); the accumulator is put back in lane order once, before the tile kernel's final sum.
 /// One row at a time, without software prefetch: interleaving two rows measured 2.5x slower
 /// from DRAM on Zen 4, prefetching 8 chunks ahead up to 1.6x slower (bench/gemv_bench.cpp).
-template <class Decode, bool kScaleMin>
-float gemv_row(const void* row, int64_t n_chunks, int zero_shift, const AChunk* ac) {
+///
+/// kNa activation rows at once (a decode step of kNa sequences): each weight chunk is decoded
+/// once into registers and multiplied by every activation row, each with its own accumulator
+/// and exactly the one-row arithmetic, so y[j * ldy] has the bits of the row alone.
+template <class Decode, bool kScaleMin, int kNa>
+void gemv_row(const void* row, int64_t n_chunks, int zero_shift, const AChunk* const* ac, float* y, int64_t ldy) {
   static constexpr const NaturalOrder& no = natural_order<Decode>();
   const __m128i shift = _mm_cvtsi32_si128(zero_shift);
-  __m512 acc = _mm512_setzero_ps();
+  __m512 acc[kNa];
+  for (int j = 0; j < kNa; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t c = 0; c < n_chunks; ++c) {
-    const AChunk& a = ac[c];
     NaturalChunk n;
     Decode::template decode<no.run_of>(row, c, n);
-    __m512i p[4];
-    for (int k = 0; k < 4; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), n.a[k], load512(a.codes + 64 * k));
-    // Sum each 128-bit block: lane 4j + k <- sum of block j of p[k].
-    const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
-    const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
-    __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
-    if constexpr (!kScaleMin) s = _mm512_sub_epi32(s, _mm512_sll_epi32(_mm512_load_si512(a.csum), shift));
-    const __m512 scale = _mm512_mul_ps(n.sw, _mm512_load_ps(a.da));
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc);
-    if constexpr (kScaleMin) acc = _mm512_fmadd_ps(n.ow, _mm512_load_ps(a.asum), acc);
+    for (int j = 0; j < kNa; ++j) {
+      const AChunk& a = ac[j][c];
+      __m512i p[4];
+      for (int k = 0; k < 4; ++k) p[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), n.a[k], load512(a.codes + 64 * k));
+      // Sum each 128-bit block: lane 4j + k <- sum of block j of p[k].
+      const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+      const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+      __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+      if constexpr (!kScaleMin) s = _mm512_sub_epi32(s, _mm512_sll_epi32(_mm512_load_si512(a.csum), shift));
+      const __m512 scale = _mm512_mul_ps(n.sw, _mm512_load_ps(a.da));
+      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[j]);
+      if constexpr (kScaleMin) acc[j] = _mm512_fmadd_ps(n.ow, _mm512_load_ps(a.asum), acc[j]);
+    }
   }
-  return _mm512_reduce_add_ps(_mm512_permutexvar_ps(_mm512_load_si512(no.lane_of.src), acc));
+  const __m512i lanes = _mm512_load_si512(no.lane_of.src);
+  for (int j = 0; j < kNa; ++j) y[j * ldy] = _mm512_reduce_add_ps(_mm512_permutexvar_ps(lanes, acc[j]));
 }
 
 template <class Decode, bool kScaleMin>
-void gemv(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* ac, float* y) {
-  for (int i = 0; i < n_rows_w; ++i) y[i] = gemv_row<Decode, kScaleMin>(rows[i], n_chunks, zero_shift, ac);
+void gemv(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* const* act, int n_act,
+          float* y, int64_t ldy) {
+  for (int j0 = 0; j0 < n_act; j0 += kMaxGemvAct) {
+    const int na = std::min(kMaxGemvAct, n_act - j0);
+    for (int i = 0; i < n_rows_w; ++i) {
+      const AChunk* const* a = act + j0;
+      float* yi = y + j0 * ldy + i;
+      switch (na) {
+        case 1: gemv_row<Decode, kScaleMin, 1>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 2: gemv_row<Decode, kScaleMin, 2>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 3: gemv_row<Decode, kScaleMin, 3>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 4: gemv_row<Decode, kScaleMin, 4>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 5: gemv_row<Decode, kScaleMin, 5>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 6: gemv_row<Decode, kScaleMin, 6>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 7: gemv_row<Decode, kScaleMin, 7>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        default: gemv_row<Decode, kScaleMin, 8>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+      }
+    }
+  }
 }
 
 template <class Decode, bool kScaleMin>

@@ -238,6 +238,30 @@ TEST_P(Gemm, SingleRowsGiveTheBitsOfTheBatch) {
   }
 }
 
+// Decode steps of 2..kMaxGemvAct sequences (the GEMV path, each weight decoded once for all rows)
+// give every row the bits it gets in a large batch (the tile path) and alone.
+TEST_P(Gemm, SmallBatchesGiveTheBitsOfTheBatch) {
+  const GgmlType type = GetParam();
+  std::mt19937 rng(23);
+  const ThreadPool pool(2);
+  for (const int64_t n_in : {int64_t{256}, int64_t{2304}}) {
+    if (n_in % traits(type).blck_size != 0) continue;
+    const int64_t n_out = 37, n_rows = 2 * kMaxGemvAct + 3;
+    Weights w = random_weights(type, n_in, n_out, rng);
+    const std::vector<float> x = random_acts(n_in, n_rows, rng);
+    std::vector<float> batch(static_cast<size_t>(n_rows * n_out)), small(static_cast<size_t>(kMaxGemvAct * n_out));
+    MatmulScratch scratch;
+    matmul(w.view, x.data(), n_rows, batch.data(), n_out, pool, scratch);
+    for (int64_t n = 2; n <= kMaxGemvAct; ++n) {
+      const int64_t r0 = n + 1;  // rows r0 .. r0+n-1 of the batch
+      matmul(w.view, x.data() + r0 * n_in, n, small.data(), n_out, pool, scratch);
+      for (int64_t r = 0; r < n; ++r)
+        for (int64_t o = 0; o < n_out; ++o)
+          ASSERT_EQ(small[r * n_out + o], batch[(r0 + r) * n_out + o]) << "n_in " << n_in << " n " << n << " row " << r;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, Gemm, testing::ValuesIn(kTypes),
                          [](const testing::TestParamInfo<GgmlType>& i) { return std::string(traits(i.param).name); });
 
