@@ -19,6 +19,8 @@
 #include "commands.h"
 #include "common.h"
 #include "chat/prompt.h"
+#include "gguf/gguf.h"
+#include "model/embedded.h"
 #include "server/backend.h"
 #include "server/http_server.h"
 #include "server/models.h"
@@ -41,6 +43,7 @@ struct ServeOptions {
   std::string reasoning_field = "reasoning_content";
   bool no_log = false;
   bool embedded = false;
+  bool n_ctx_given = false;
   std::string chat_template_file;
   CacheOptions cache;
 };
@@ -66,6 +69,8 @@ int serve(const ServeOptions& o) {
   if (o.reasoning_field != "reasoning_content" && o.reasoning_field != "reasoning")
     throw Error("--reasoning-field must be reasoning_content or reasoning");
   ro.factory = server::engine_backend_factory();
+  ro.plan_memory = true;
+  ro.auto_context = !o.n_ctx_given;
   if (!o.chat_template_file.empty()) {
     ro.chat_template = read_file(o.chat_template_file);
     chat::ChatTemplate check(ro.chat_template, o.chat_template_file, "", "");  // a template error now, not per request
@@ -83,6 +88,14 @@ int serve(const ServeOptions& o) {
   for (const std::string& m : o.models) registry.add_file(m);
   if (!o.models_dir.empty()) registry.add_dir(o.models_dir);
   if (registry.list().empty() || o.embedded) registry.add_default();
+  // A -c that does not fit is refused now, with the numbers (models load on first use).
+  if (o.n_ctx_given)
+    for (const auto& e : registry.list()) {
+      const gguf::File f = e->path.empty() ? gguf::File::from_static(model::embedded_default_model().data(),
+                                                                      model::embedded_default_model().size(), e->name)
+                                           : gguf::File::open(e->path);
+      server::planned_context(f, e->name, ro.engine, /*automatic=*/false);
+    }
 
   server::ServerOptions so;
   so.host = o.host;
@@ -126,7 +139,9 @@ void register_serve(CLI::App& app) {
   sub->add_option("--host", o->host, "address to listen on (default 127.0.0.1)");
   sub->add_option("--port", o->port, "port (default 11434; 0 picks a free one)");
   sub->add_option("--parallel,--np", o->parallel, "requests decoded together per model (slots, default 4)");
-  sub->add_option("-c,--ctx-size", o->n_ctx, "tokens per request, prompt plus answer (default 4096)");
+  CLI::Option* ctx_opt = sub->add_option("-c,--ctx-size", o->n_ctx,
+                                         "tokens per request, prompt plus answer (default: 4096, or the largest "
+                                         "that fits in the available memory with --parallel slots)");
   sub->add_option("--max-queue", o->max_queue, "requests waiting for a slot before 503 (default 64)");
   sub->add_option("--api-key", o->api_key, "require Authorization: Bearer KEY (or X-Api-Key) on every route but /health");
   sub->add_option("--models-dir", o->models_dir, "also serve every *.gguf in this folder");
@@ -139,7 +154,10 @@ void register_serve(CLI::App& app) {
   sub->add_option("--chat-template-file", o->chat_template_file,
                   "Jinja chat template for every model instead of the GGUF's tokenizer.chat_template");
   o->cache.add_to(sub);
-  add_command(app, sub, [o]() { return serve(*o); });
+  add_command(app, sub, [o, ctx_opt]() {
+    o->n_ctx_given = ctx_opt->count() > 0;
+    return serve(*o);
+  });
 }
 
 }  // namespace hearth::app

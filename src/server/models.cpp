@@ -7,8 +7,10 @@
 
 #include "chat/formats.h"
 #include "model/embedded.h"
+#include "plan/plan.h"
 #include "quant/mix.h"
 #include "quant/types.h"
+#include "runtime/context.h"
 #include "server/util.h"
 
 namespace hearth::server {
@@ -42,6 +44,36 @@ chat::ChatTemplate override_template(const model::Model& model, const std::strin
   const std::string bos = tok.bos() ? tok.token_text(*tok.bos()) : "";
   const std::string eos = tok.eos() ? tok.token_text(*tok.eos()) : "";
   return chat::ChatTemplate(source, "--chat-template-file", bos, eos);
+}
+
+uint32_t planned_context(const gguf::File& file, const std::string& name, const EngineParams& ep, bool automatic) {
+  plan::PlanParams pp;
+  pp.n_ctx = ep.n_ctx * ep.n_parallel;
+  pp.n_ubatch = ep.n_ubatch;
+  pp.n_seq_max = std::min<uint32_t>(ep.n_parallel + 1, runtime::kMaxSequences);
+  pp.type_k = ep.type_k;
+  pp.type_v = ep.type_v;
+  pp.n_threads = ep.n_threads;
+  const plan::ModelInfo info = plan::ModelInfo::from_header(file, name);
+  const uint64_t free_bytes = plan::system_memory_bytes();
+  if (!automatic) {
+    try {
+      plan::check_context(info, pp, free_bytes);
+    } catch (const Error& e) {
+      // The planner counts KV cells: say it per request too.
+      std::string per_request;
+      try {
+        per_request = "; per request that is -c " +
+                      std::to_string(plan::max_context(info, pp, free_bytes, pp.n_ctx) / ep.n_parallel);
+      } catch (const Error&) {
+      }
+      throw Error("-c " + std::to_string(ep.n_ctx) + " with --parallel " + std::to_string(ep.n_parallel) + " (" +
+                  std::to_string(pp.n_ctx) + " KV cells) does not fit: " + e.what() + per_request);
+    }
+    return ep.n_ctx;
+  }
+  const uint32_t cells = plan::default_context(info, pp, free_bytes, pp.n_ctx);
+  return std::max<uint32_t>(1, cells / ep.n_parallel);
 }
 
 json gguf_value_json(const gguf::Value& v, size_t max_array) {
@@ -255,7 +287,8 @@ ModelRegistry::Lease ModelRegistry::acquire(const std::shared_ptr<ModelEntry>& e
   loaded->builtin_template = builtin;
   loaded->model = m;
   loaded->params = options_.engine;
-  loaded->backend = options_.factory(m, options_.engine);
+  if (options_.plan_memory) loaded->params.n_ctx = planned_context(m->file(), entry->name, options_.engine, options_.auto_context);
+  loaded->backend = options_.factory(m, loaded->params);
   loaded->loaded_at = Clock::now();
   load_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count();
   std::lock_guard<std::mutex> lock(mutex_);

@@ -67,7 +67,21 @@ struct RegistryOptions {
   BackendFactory factory;                ///< makes the Backends
   /// A chat template source for every model instead of the GGUF's (--chat-template-file); "" for none.
   std::string chat_template;
+  /// The memory planner (src/plan) at each load, against the machine's available memory: true
+  /// (no -c given) shrinks engine.n_ctx to the largest per-request context that fits with
+  /// n_parallel slots (at most engine.n_ctx and the model's training context); false refuses to
+  /// load a model whose n_ctx · n_parallel cells do not fit, with the numbers.
+  bool auto_context = false;
+  /// Check contexts against the available memory at all (false in tests with scripted engines).
+  bool plan_memory = false;
 };
+
+/// The per-request context of the model in `file` served by an engine with `ep` (n_ctx ·
+/// n_parallel KV cells, n_parallel + 1 sequences), from the memory planner (src/plan) against
+/// the machine's available memory: with `automatic`, the largest that fits, at most ep.n_ctx and
+/// the training context; else ep.n_ctx. Throws Error naming the bytes needed, the memory
+/// available and the largest context that fits when even that does not fit.
+uint32_t planned_context(const gguf::File& file, const std::string& name, const EngineParams& ep, bool automatic);
 
 /// The models of a server. Thread-safe.
 class ModelRegistry {

@@ -200,6 +200,13 @@ TEST(RunCli, RefusesAContextThatDoesNotFitWithTheNumbers) {
   EXPECT_NE(r.err.find("the largest context that fits is -c"), std::string::npos) << r.err;
 }
 
+TEST(ServeCli, RefusesAContextThatDoesNotFitWithTheNumbers) {
+  const Result r = hearth_run({"serve", kModels + "qwen3-F16.gguf", "--port", "0", "--parallel", "2", "-c", "500000000"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("-c 500000000 with --parallel 2 (1000000000 KV cells) does not fit"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("per request that is -c "), std::string::npos) << r.err;
+}
+
 // Peak resident memory of `hearth bench` (pp 64 + tg 8 on a synthesized Llama 3.2 1B cut to 4
 // layers, ~0.55 GB Q8_0, weights mmap'd and all touched) against the planner's total.
 TEST(PeakRss, BenchStaysWithinFivePercentOfThePrediction) {
