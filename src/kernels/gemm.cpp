@@ -321,26 +321,26 @@ bool matmul_tiled(const MatrixView& w, const float* x, int64_t n_rows, float* y,
   constexpr int64_t kBlock = 16;
   const int n_threads = pool.n_threads();
 
-  // Up to kMaxGemvAct rows (decode steps): decode each weight chunk straight into registers
-  // (no tile buffer), once for all of them.
+  // One row, or up to kMaxGemvAct rows (a decode step of several sequences): each weight chunk
+  // is decoded straight into registers (no tile buffer), once for all the rows.
   const GemvKernel* gk = n_rows <= kMaxGemvAct && tk->gemv != nullptr ? tk->gemv(w.type, w.n_in) : nullptr;
-  if (gk != nullptr) {
-    auto* act = reinterpret_cast<AChunk*>(
-        aligned_buffer(scratch.act_natural, sizeof(AChunk) * static_cast<size_t>(nc * n_rows)));
+  if (gk != nullptr && (n_rows == 1 || gk->multi != nullptr)) {
     const AChunk* act_rows[kMaxGemvAct];
-    for (int64_t r = 0; r < n_rows; ++r) {
-      AChunk* ar = act + r * nc;
-      const AChunk* lane = achunks + r * nc;
-      act_rows[r] = ar;
+    if (n_rows == 1) {
+      auto* act = reinterpret_cast<AChunk*>(aligned_buffer(scratch.act_natural, sizeof(AChunk) * static_cast<size_t>(nc)));
       for (int64_t c = 0; c < nc; ++c) {
-        for (int p = 0; p < kChunk; ++p) ar[c].codes[p] = lane[c].codes[gk->natural_from_lane[p]];
+        for (int p = 0; p < kChunk; ++p) act[c].codes[p] = achunks[c].codes[gk->natural_from_lane[p]];
         for (int i = 0; i < kLanes; ++i) {
-          ar[c].da[i] = lane[c].da[gk->run_of[i]];
-          ar[c].asum[i] = lane[c].asum[gk->run_of[i]];
-          ar[c].csum[i] = lane[c].csum[gk->run_of[i]];
+          act[c].da[i] = achunks[c].da[gk->run_of[i]];
+          act[c].asum[i] = achunks[c].asum[gk->run_of[i]];
+          act[c].csum[i] = achunks[c].csum[gk->run_of[i]];
         }
       }
+      act_rows[0] = act;
+    } else {
+      for (int64_t r = 0; r < n_rows; ++r) act_rows[r] = achunks + r * nc;
     }
+    const auto fn = n_rows == 1 ? gk->fn : gk->multi;
     pool.parallel_for(
         w.n_out,
         [&](int64_t o0, int64_t o1) {
@@ -348,7 +348,7 @@ bool matmul_tiled(const MatrixView& w, const float* x, int64_t n_rows, float* y,
           for (int64_t ob = o0; ob < o1; ob += kBlock) {
             const int nw = static_cast<int>(std::min(o1, ob + kBlock) - ob);
             for (int i = 0; i < nw; ++i) rows[i] = w.row(ob + i);
-            gk->fn(rows, nw, nc, fmt->zero_shift, act_rows, static_cast<int>(n_rows), y + ob, ldy);
+            fn(rows, nw, nc, fmt->zero_shift, act_rows, static_cast<int>(n_rows), y + ob, ldy);
           }
         },
         kBlock);

@@ -89,18 +89,23 @@ void tile_ref(const WeightFormat& fmt, int64_t n_chunks, const WChunk* const* w,
 /// to this many sequences read each weight once).
 inline constexpr int kMaxGemvAct = 8;
 
-/// Products of few activation rows (GEMV) with the tile arithmetic: y[j * ldy + i] =
-/// dot(rows[i], activation j) for n_rows_w weight rows of n_chunks chunks and n_act activation
-/// rows, bit-identical to the tile kernel for the same pair (whatever n_act). Each weight chunk
-/// is decoded once per kMaxGemvAct activation rows. `act[j]` is activation j's chunks
-/// rearranged for this kernel: codes in the weight type's natural order (codes[p] = lane-order
-/// code natural_from_lane[p] of the same chunk) and the per-run da, asum and csum in the order
-/// the kernel's run sums come out (lane i holds run run_of[i]).
+/// Products of one or a few activation rows (GEMV, decode steps) with the tile arithmetic:
+/// y[j * ldy + i] = dot(rows[i], activation j) for n_rows_w weight rows of n_chunks chunks and
+/// n_act activation rows, bit-identical to the tile kernel for the same pair, each weight chunk
+/// decoded straight into registers (no tile buffer).
 struct GemvKernel {
+  /// For one activation row: the weights stay in the type's natural order and `act[j]` is
+  /// activation j's chunks rearranged for this kernel: codes in natural order (codes[p] =
+  /// lane-order code natural_from_lane[p] of the same chunk) and the per-run da, asum and csum
+  /// in the order the kernel's run sums come out (lane i holds run run_of[i]).
   void (*fn)(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* const* act,
              int n_act, float* y, int64_t ldy) = nullptr;
   const uint8_t* natural_from_lane = nullptr;  ///< 256 byte positions within a chunk
   const int32_t* run_of = nullptr;             ///< 16 runs
+  /// For 2 .. kMaxGemvAct activation rows: each weight chunk is decoded once, transposed to lane
+  /// order in registers and multiplied by every row; `act[j]` in lane order (act_to_chunks).
+  void (*multi)(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* const* act,
+                int n_act, float* y, int64_t ldy) = nullptr;
 };
 
 /// Fast paths of the tile pipeline for one CPU path (nullptr members: use the scalar ones).

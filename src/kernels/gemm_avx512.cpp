@@ -382,20 +382,62 @@ void gemv_row(const void* row, int64_t n_chunks, int zero_shift, const AChunk* c
 template <class Decode, bool kScaleMin>
 void gemv(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* const* act, int n_act,
           float* y, int64_t ldy) {
+  for (int j = 0; j < n_act; ++j)
+    for (int i = 0; i < n_rows_w; ++i)
+      gemv_row<Decode, kScaleMin, 1>(rows[i], n_chunks, zero_shift, act + j, y + j * ldy + i, ldy);
+}
+
+/// kNa activation rows (lane order, as the tile kernel takes them) times one weight row: each
+/// chunk is decoded and transposed to lane order in registers (the unpacker's transpose, without
+/// the store), then multiplied as tile_fixed<1, kNa> does: four chained VPDPBUSD per activation
+/// row give the 16 run sums with no reduction, and the float arithmetic and final sum are the
+/// tile kernel's, so every row has the bits it gets in a batch.
+template <class Decode, bool kScaleMin, int kNa>
+void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const AChunk* const* ac, float* y, int64_t ldy) {
+  const __m128i shift = _mm_cvtsi32_si128(zero_shift);
+  __m512i idx[4];
+  for (int t = 0; t < 4; ++t) idx[t] = _mm512_load_si512(Decode::kIndex.idx[t]);
+  __m512 acc[kNa];
+  for (int j = 0; j < kNa; ++j) acc[j] = _mm512_setzero_ps();
+  for (int64_t c = 0; c < n_chunks; ++c) {
+    NaturalChunk n;
+    Decode::template decode<kLaneOrderSource>(row, c, n);
+    __m512i wv[4];
+    for (int t = 0; t < 4; ++t)
+      wv[t] = _mm512_mask_blend_epi32(0xFF00, _mm512_permutex2var_epi32(n.a[0], idx[t], n.a[1]),
+                                      _mm512_permutex2var_epi32(n.a[2], idx[t], n.a[3]));
+    for (int j = 0; j < kNa; ++j) {
+      const AChunk& a = ac[j][c];
+      __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], load512(a.codes));
+      s = _mm512_dpbusd_epi32(s, wv[1], load512(a.codes + 64));
+      s = _mm512_dpbusd_epi32(s, wv[2], load512(a.codes + 128));
+      s = _mm512_dpbusd_epi32(s, wv[3], load512(a.codes + 192));
+      if constexpr (!kScaleMin) s = _mm512_sub_epi32(s, _mm512_sll_epi32(_mm512_load_si512(a.csum), shift));
+      const __m512 scale = _mm512_mul_ps(n.sw, _mm512_load_ps(a.da));
+      acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[j]);
+      if constexpr (kScaleMin) acc[j] = _mm512_fmadd_ps(n.ow, _mm512_load_ps(a.asum), acc[j]);
+    }
+  }
+  for (int j = 0; j < kNa; ++j) y[j * ldy] = _mm512_reduce_add_ps(acc[j]);
+}
+
+template <class Decode, bool kScaleMin>
+void gemv_lanes(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* const* act,
+                int n_act, float* y, int64_t ldy) {
   for (int j0 = 0; j0 < n_act; j0 += kMaxGemvAct) {
     const int na = std::min(kMaxGemvAct, n_act - j0);
+    const AChunk* const* a = act + j0;
     for (int i = 0; i < n_rows_w; ++i) {
-      const AChunk* const* a = act + j0;
       float* yi = y + j0 * ldy + i;
       switch (na) {
-        case 1: gemv_row<Decode, kScaleMin, 1>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 2: gemv_row<Decode, kScaleMin, 2>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 3: gemv_row<Decode, kScaleMin, 3>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 4: gemv_row<Decode, kScaleMin, 4>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 5: gemv_row<Decode, kScaleMin, 5>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 6: gemv_row<Decode, kScaleMin, 6>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 7: gemv_row<Decode, kScaleMin, 7>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        default: gemv_row<Decode, kScaleMin, 8>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 1: gemv_lanes_row<Decode, kScaleMin, 1>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 2: gemv_lanes_row<Decode, kScaleMin, 2>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 3: gemv_lanes_row<Decode, kScaleMin, 3>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 4: gemv_lanes_row<Decode, kScaleMin, 4>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 5: gemv_lanes_row<Decode, kScaleMin, 5>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 6: gemv_lanes_row<Decode, kScaleMin, 6>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 7: gemv_lanes_row<Decode, kScaleMin, 7>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        default: gemv_lanes_row<Decode, kScaleMin, 8>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
       }
     }
   }
@@ -403,7 +445,8 @@ void gemv(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shif
 
 template <class Decode, bool kScaleMin>
 constexpr GemvKernel make_gemv() {
-  return GemvKernel{gemv<Decode, kScaleMin>, &natural_order<Decode>().lane_byte[0][0], natural_order<Decode>().run_of.src};
+  return GemvKernel{gemv<Decode, kScaleMin>, &natural_order<Decode>().lane_byte[0][0], natural_order<Decode>().run_of.src,
+                    gemv_lanes<Decode, kScaleMin>};
 }
 
 UnpackFn fast_unpack(quant::GgmlType type, int64_t n_in) {
