@@ -1,9 +1,10 @@
 // Google Benchmark: single-row matrix products (GEMV, the decode step's matmul) through
-// kernels::matmul on one thread, for the weight types of the common mixes. Two sizes: a matrix
+// kernels::matmul on one thread, for the weight types of the common mixes, and the same with 4
+// and 8 activation rows (/rows:N: a decode step of N sequences, weights read once). Two sizes: a matrix
 // that fits in L2 (512 x 2048: the kernel's compute speed) and one far larger than L3
 // (16384 x 4096: what decode meets, bound by memory bandwidth). Bytes processed = weight bytes
 // read per call, so the DRAM rows compare directly with `hearth bench --bandwidth` (1 thread).
-// Names: BM_Gemv/<type>/<l2|dram>. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
+// Names: BM_Gemv/<type>/<l2|dram>[/rows:N]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -19,7 +20,7 @@ namespace {
 
 using hearth::quant::GgmlType;
 
-void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in) {
+void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in, int64_t n_rows) {
   const auto& tr = hearth::quant::traits(type);
   const size_t row_bytes = hearth::quant::row_size(type, n_in);
   // 64 distinct quantized rows repeated over the matrix (quantizing every row would take seconds).
@@ -37,13 +38,13 @@ void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in
       std::memcpy(dst, w.data() + static_cast<size_t>(r % kDistinct) * row_bytes, row_bytes);
     }
   }
-  std::vector<float> x(static_cast<size_t>(n_in)), y(static_cast<size_t>(n_out));
+  std::vector<float> x(static_cast<size_t>(n_in * n_rows)), y(static_cast<size_t>(n_out * n_rows));
   for (float& v : x) v = dist(rng);
   const hearth::kernels::MatrixView view{type, n_in, n_out, w.data(), row_bytes};
   const hearth::kernels::ThreadPool pool(1);
   hearth::kernels::MatmulScratch scratch;
   for (auto _ : state) {
-    hearth::kernels::matmul(view, x.data(), 1, y.data(), n_out, pool, scratch);
+    hearth::kernels::matmul(view, x.data(), n_rows, y.data(), n_out, pool, scratch);
     benchmark::ClobberMemory();
   }
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
@@ -53,8 +54,11 @@ const bool kRegistered = [] {
   const GgmlType types[] = {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::IQ4_XS};
   for (GgmlType t : types) {
     const std::string name = std::string("BM_Gemv/") + std::string(hearth::quant::type_name(t));
-    benchmark::RegisterBenchmark((name + "/l2").c_str(), BM_Gemv, t, 512, 2048);
-    benchmark::RegisterBenchmark((name + "/dram").c_str(), BM_Gemv, t, 16384, 4096)->MinTime(1.0);
+    for (const int64_t rows : {1, 4, 8}) {
+      const std::string suffix = rows == 1 ? "" : "/rows:" + std::to_string(rows);
+      benchmark::RegisterBenchmark((name + "/l2" + suffix).c_str(), BM_Gemv, t, 512, 2048, rows);
+      benchmark::RegisterBenchmark((name + "/dram" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows)->MinTime(1.0);
+    }
   }
   return true;
 }();

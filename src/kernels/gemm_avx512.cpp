@@ -173,6 +173,7 @@ struct NaturalChunk {
 template <bool kFive, class Block>
 struct DecodeK4 {
   static constexpr const TransposeIndex& kIndex = kK4Index;
+  static constexpr int64_t kChunkBytes = sizeof(Block);
   template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
     static constexpr LaneSource kSc = half_index(Src, 0), kMin = half_index(Src, 8);
@@ -212,6 +213,7 @@ struct DecodeK4 {
 
 struct DecodeQ6K {
   static constexpr const TransposeIndex& kIndex = kNaturalIndex;
+  static constexpr int64_t kChunkBytes = sizeof(quant::block_q6_K);
   template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
     const quant::block_q6_K& b = static_cast<const quant::block_q6_K*>(row)[c];
@@ -241,6 +243,7 @@ struct DecodeQ6K {
 
 struct DecodeIq4Xs {
   static constexpr const TransposeIndex& kIndex = kBlockNibbleIndex;
+  static constexpr int64_t kChunkBytes = sizeof(quant::block_iq4_xs);
   template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
     static constexpr LaneSource kHalf = half_index(Src, 0);
@@ -276,6 +279,7 @@ struct DecodeIq4Xs {
 /// Q8_0 rows whose length is a multiple of 256 (others use the scalar unpacker).
 struct DecodeQ8_0 {
   static constexpr const TransposeIndex& kIndex = kNaturalIndex;
+  static constexpr int64_t kChunkBytes = 8 * sizeof(quant::block_q8_0);
   template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
     static constexpr LaneSource kHalf = half_index(Src, 0);
@@ -392,6 +396,8 @@ void gemv(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shif
 /// the store), then multiplied as tile_fixed<1, kNa> does: four chained VPDPBUSD per activation
 /// row give the 16 run sums with no reduction, and the float arithmetic and final sum are the
 /// tile kernel's, so every row has the bits it gets in a batch.
+constexpr int64_t kPrefetchChunks = 16;
+
 template <class Decode, bool kScaleMin, int kNa>
 void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const AChunk* const* ac, float* y, int64_t ldy) {
   const __m128i shift = _mm_cvtsi32_si128(zero_shift);
@@ -399,7 +405,10 @@ void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const ACh
   for (int t = 0; t < 4; ++t) idx[t] = _mm512_load_si512(Decode::kIndex.idx[t]);
   __m512 acc[kNa];
   for (int j = 0; j < kNa; ++j) acc[j] = _mm512_setzero_ps();
+  const char* bytes = static_cast<const char*>(row);
   for (int64_t c = 0; c < n_chunks; ++c) {
+    // The weights come from DRAM at the pace of kNa rows of arithmetic: fetch ahead.
+    for (int64_t b = 0; b < Decode::kChunkBytes; b += 64) _mm_prefetch(bytes + (c + kPrefetchChunks) * Decode::kChunkBytes + b, _MM_HINT_T0);
     NaturalChunk n;
     Decode::template decode<kLaneOrderSource>(row, c, n);
     __m512i wv[4];
@@ -408,10 +417,12 @@ void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const ACh
                                       _mm512_permutex2var_epi32(n.a[2], idx[t], n.a[3]));
     for (int j = 0; j < kNa; ++j) {
       const AChunk& a = ac[j][c];
-      __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], load512(a.codes));
-      s = _mm512_dpbusd_epi32(s, wv[1], load512(a.codes + 64));
-      s = _mm512_dpbusd_epi32(s, wv[2], load512(a.codes + 128));
-      s = _mm512_dpbusd_epi32(s, wv[3], load512(a.codes + 192));
+      // Two chains of two (the integer run sums are exact in any order): half the latency.
+      const __m512i s0 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], load512(a.codes)), wv[2],
+                                             load512(a.codes + 128));
+      const __m512i s1 = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[1], load512(a.codes + 64)),
+                                             wv[3], load512(a.codes + 192));
+      __m512i s = _mm512_add_epi32(s0, s1);
       if constexpr (!kScaleMin) s = _mm512_sub_epi32(s, _mm512_sll_epi32(_mm512_load_si512(a.csum), shift));
       const __m512 scale = _mm512_mul_ps(n.sw, _mm512_load_ps(a.da));
       acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[j]);
