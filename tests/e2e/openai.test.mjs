@@ -143,7 +143,7 @@ const weatherTool = {
 
 test('tool call round trip: forced call, tool result, answer', async () => {
   const messages = [{ role: 'user', content: 'What is the weather in Paris?' }];
-  const r = await client.chat.completions.create({
+  const forced = {
     model: kjv,
     messages,
     tools: [weatherTool],
@@ -151,7 +151,8 @@ test('tool call round trip: forced call, tool result, answer', async () => {
     max_tokens: 600,
     temperature: 0,
     reasoning_effort: 'none',
-  });
+  };
+  const r = await client.chat.completions.create(forced);
   const msg = r.choices[0].message;
   assert.equal(r.choices[0].finish_reason, 'tool_calls');
   assert.equal(msg.tool_calls.length, 1);
@@ -163,16 +164,7 @@ test('tool call round trip: forced call, tool result, answer', async () => {
   assert.ok(['Paris', 'Oslo'].includes(args.city) && ['C', 'F'].includes(args.unit), call.function.arguments);
 
   // The same call streamed: deltas carry the id and name once, then pieces of the arguments.
-  const stream = await client.chat.completions.create({
-    model: kjv,
-    messages,
-    tools: [weatherTool],
-    tool_choice: { type: 'function', function: { name: 'get_weather' } },
-    max_tokens: 600,
-    temperature: 0,
-    reasoning_effort: 'none',
-    stream: true,
-  });
+  const stream = await client.chat.completions.create({ ...forced, stream: true });
   let name = '';
   let argText = '';
   let id = '';
