@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <unordered_set>
 
@@ -206,6 +209,9 @@ struct File::Mapping {
   void* map = nullptr;             // mmap'd region (nullptr for in-memory images)
   std::vector<uint8_t> owned;      // in-memory image
   uint64_t full_size = 0;          // from_header: the whole file's size (0: size)
+  bool writable = false;           // mmap'd (private) or owned: rewrite_tensor may change bytes
+  mutable std::mutex mu;           // guards layouts and rewrites
+  mutable std::map<uint64_t, uint8_t> layouts;  // tensor data offset -> layout (File::rewrite_tensor)
 
   Mapping() = default;
   Mapping(const Mapping&) = delete;
@@ -359,6 +365,7 @@ File File::open(const std::string& path) {
     }
     m->map = p;
     m->data = static_cast<const uint8_t*>(p);
+    m->writable = true;
   }
   ::close(fd);
   return parse(std::move(m));
@@ -370,6 +377,7 @@ File File::from_bytes(std::vector<uint8_t> bytes, const std::string& name) {
   m->owned = std::move(bytes);
   m->data = m->owned.data();
   m->size = m->owned.size();
+  m->writable = true;
   return parse(std::move(m));
 }
 
@@ -546,6 +554,47 @@ std::span<const uint8_t> File::tensor_data(const TensorInfo& info) const {
   return {mapping_->data + data_offset_ + info.offset, info.nbytes};
 }
 
+uint8_t File::tensor_layout(const TensorInfo& info) const {
+  std::lock_guard<std::mutex> lock(mapping_->mu);
+  const auto it = mapping_->layouts.find(info.offset);
+  return it == mapping_->layouts.end() ? 0 : it->second;
+}
+
+bool File::rewrite_tensor(const TensorInfo& info, uint8_t layout,
+                          const std::function<void(std::span<uint8_t>)>& fn) const {
+  if (layout == 0) throw Error(path() + ": tensor '" + info.name + "': layout 0 is the file's own");
+  const Mapping& m = *mapping_;
+  std::lock_guard<std::mutex> lock(m.mu);
+  const auto it = m.layouts.find(info.offset);
+  if (it != m.layouts.end()) return it->second == layout;
+  if (!m.writable || header_only()) return false;
+  auto* bytes = const_cast<uint8_t*>(m.data) + data_offset_ + info.offset;
+  if (m.map != nullptr) {
+    // The whole pages under the tensor become writable private copies for the rewrite, and
+    // read-only again after it (neighbouring tensors' bytes are not touched).
+    const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t lo = reinterpret_cast<uintptr_t>(bytes) & ~(page - 1);
+    const uintptr_t hi = (reinterpret_cast<uintptr_t>(bytes) + info.nbytes + page - 1) & ~(page - 1);
+    auto* start = reinterpret_cast<void*>(lo);
+    if (mprotect(start, hi - lo, PROT_READ | PROT_WRITE) != 0)
+      throw Error(path() + ": tensor '" + info.name + "': cannot make its pages writable: " + std::strerror(errno));
+    struct Restore {
+      void* p;
+      size_t n;
+      ~Restore() { mprotect(p, n, PROT_READ); }
+    } restore{start, hi - lo};
+#ifdef MADV_POPULATE_WRITE
+    // One call makes every private copy (Linux 5.14+; elsewhere each page faults on its first write).
+    madvise(start, hi - lo, MADV_POPULATE_WRITE);
+#endif
+    fn({bytes, info.nbytes});
+  } else {
+    fn({bytes, info.nbytes});
+  }
+  m.layouts[info.offset] = layout;
+  return true;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writer
 
@@ -668,8 +717,12 @@ uint64_t Writer::file_size() const {
 
 void Writer::begin(const std::string& path) {
   path_ = path;
-  file_.open(path, std::ios::binary | std::ios::trunc);
-  if (!file_) throw Error(path + ": cannot open for writing: " + std::strerror(errno));
+  // Written beside `path` and renamed over it by finish(): a reader that has the old file
+  // mapped keeps it intact (rewriting it in place would fault such a reader with SIGBUS), and
+  // a failed write leaves no truncated file behind.
+  tmp_path_ = path + ".tmp-" + std::to_string(getpid());
+  file_.open(tmp_path_, std::ios::binary | std::ios::trunc);
+  if (!file_) throw Error(path + ": cannot open " + tmp_path_ + " for writing: " + std::strerror(errno));
   out_ = &file_;
   write_header();
 }
@@ -747,8 +800,31 @@ void Writer::finish() {
   if (file_.is_open()) {
     file_.close();
     if (!file_) throw Error(path_ + ": close failed");
+    if (std::rename(tmp_path_.c_str(), path_.c_str()) != 0)
+      throw Error(path_ + ": cannot rename " + tmp_path_ + " to it: " + std::strerror(errno));
+    tmp_path_.clear();
   }
   out_ = nullptr;
+}
+
+Writer::Writer(Writer&& o) noexcept
+    : kv_(std::move(o.kv_)),
+      tensors_(std::move(o.tensors_)),
+      file_(std::move(o.file_)),
+      out_(o.out_ == &o.file_ ? &file_ : o.out_),
+      path_(std::move(o.path_)),
+      tmp_path_(std::move(o.tmp_path_)),
+      current_(o.current_),
+      data_pos_(o.data_pos_) {
+  o.out_ = nullptr;
+  o.tmp_path_.clear();
+}
+
+Writer::~Writer() {
+  if (!tmp_path_.empty()) {
+    file_.close();
+    std::remove(tmp_path_.c_str());
+  }
 }
 
 }  // namespace hearth::gguf

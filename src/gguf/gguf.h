@@ -6,6 +6,7 @@
 #include <cstring>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -211,6 +212,19 @@ class File {
   /// The bytes of a tensor (a view into the mapping).
   std::span<const uint8_t> tensor_data(const TensorInfo& info) const;
 
+  /// Rewrites the bytes of tensor `info` in place into a faster layout that the caller names
+  /// with `layout` (non-zero; 0 is the file's own layout): the first call for a tensor calls
+  /// fn with a writable view of its bytes and records `layout` for every copy of this File.
+  /// The file on disk never changes (a file's mapping is private, copy-on-write; an image from
+  /// from_bytes is hearth's own memory). Returns whether the tensor now has `layout`: true at
+  /// once if it already had it; false without calling fn for an image that cannot be written
+  /// (from_static, from_header) or a tensor already rewritten to another layout. Thread-safe
+  /// (fn runs under the mapping's lock). Throws Error if the mapping cannot be made writable,
+  /// or what fn throws (the tensor then keeps layout 0 and must not be used).
+  bool rewrite_tensor(const TensorInfo& info, uint8_t layout, const std::function<void(std::span<uint8_t>)>& fn) const;
+  /// The layout rewrite_tensor gave `info`, or 0 (as in the file).
+  uint8_t tensor_layout(const TensorInfo& info) const;
+
  private:
   struct Mapping;
   static File parse(std::shared_ptr<const Mapping> mapping);
@@ -233,6 +247,12 @@ class File {
 ///     w.begin(path);  w.write_data(bytes...);  w.finish();
 class Writer {
  public:
+  Writer() = default;
+  Writer(Writer&& o) noexcept;
+  Writer& operator=(Writer&&) = delete;
+  /// Removes the temporary file of a write that did not finish.
+  ~Writer();
+
   /// Sets (or replaces, keeping its position) a metadata key. Throws Error for an empty key.
   void set(const std::string& key, Value value);
   /// Removes a key if present.
@@ -245,7 +265,8 @@ class Writer {
   size_t add_tensor(const std::string& name, quant::GgmlType type, std::vector<int64_t> ne);
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
 
-  /// Opens `path` (truncating it) and writes the header. Throws Error on I/O failure.
+  /// Opens a temporary file beside `path` and writes the header; finish() renames it to
+  /// `path`, replacing any file there. Throws Error on I/O failure.
   void begin(const std::string& path);
   /// Writes the header to a caller-owned stream instead (tests).
   void begin(std::ostream& out);
@@ -267,6 +288,7 @@ class Writer {
   std::ofstream file_;
   std::ostream* out_ = nullptr;
   std::string path_ = "<stream>";
+  std::string tmp_path_;  // begin(path): the file being written, until finish() renames it
   size_t current_ = 0;    // tensor being written
   uint64_t data_pos_ = 0; // bytes written into the data section, padding included
 };

@@ -2,7 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 
@@ -207,6 +212,93 @@ TEST(GgufRoundTrip, FinishRequiresAllData) {
   w.begin(out);
   w.write_data(pattern(8, 0));
   EXPECT_THROW(w.finish(), Error);
+}
+
+/// A path in the temp directory unique to this process.
+std::string temp_path(const std::string& name) {
+  return (std::filesystem::temp_directory_path() / ("hearth-gguf-test-" + std::to_string(getpid()) + "-" + name)).string();
+}
+
+std::vector<uint8_t> read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A write goes to a file beside the path and replaces it only when finished: a File mapping
+// the old file keeps reading the old bytes, and an unfinished write leaves nothing behind.
+TEST(GgufWriter, FinishReplacesTheFileAndAnUnfinishedWriteLeavesNothing) {
+  const std::string path = temp_path("replace.gguf");
+  const std::vector<uint8_t> first = sample_file();
+  {
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(first.data()), static_cast<std::streamsize>(first.size()));
+  }
+  const File old = File::open(path);
+  {
+    Writer w;
+    w.add_tensor("z", GgmlType::F32, {4});
+    w.begin(path);
+    w.write_data(pattern(16, 9));
+    EXPECT_EQ(read_all(path), first) << "the file changed before finish()";
+    w.finish();
+  }
+  const File now = File::open(path);
+  ASSERT_NE(now.find_tensor("z"), nullptr);
+  const auto a = old.tensor_data(*old.find_tensor("a"));
+  EXPECT_EQ(std::vector<uint8_t>(a.begin(), a.end()), pattern(32, 1));
+  {
+    Writer w;
+    w.add_tensor("z", GgmlType::F32, {4});
+    w.begin(path);
+    w.write_data(pattern(8, 1));
+  }  // destroyed without finish()
+  EXPECT_NE(File::open(path).find_tensor("z"), nullptr);
+  for (const auto& e : std::filesystem::directory_iterator(std::filesystem::temp_directory_path()))
+    EXPECT_EQ(e.path().string().rfind(path + ".tmp", 0), std::string::npos) << e.path();
+  std::filesystem::remove(path);
+}
+
+// rewrite_tensor changes a tensor's bytes for this mapping only (never the file), once per
+// layout, and says no where it cannot write.
+TEST(GgufRead, RewriteTensorChangesTheMappingOnceAndNeverTheFile) {
+  const std::string path = temp_path("rewrite.gguf");
+  const std::vector<uint8_t> bytes = sample_file();
+  {
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  const File f = File::open(path);
+  const File copy = f;  // copies share the mapping and its layouts
+  const TensorInfo& c = *f.find_tensor("c");
+  EXPECT_EQ(f.tensor_layout(c), 0);
+  int calls = 0;
+  auto invert = [&](std::span<uint8_t> b) {
+    ++calls;
+    ASSERT_EQ(b.size(), 34u);
+    for (uint8_t& x : b) x = static_cast<uint8_t>(~x);
+  };
+  EXPECT_TRUE(f.rewrite_tensor(c, 1, invert));
+  EXPECT_TRUE(copy.rewrite_tensor(c, 1, invert));  // already done: fn not called again
+  EXPECT_FALSE(f.rewrite_tensor(c, 2, invert));    // another layout: refused
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(copy.tensor_layout(c), 1);
+  const auto got = copy.tensor_data(c);
+  const std::vector<uint8_t> want = pattern(34, 3);
+  for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], static_cast<uint8_t>(~want[i])) << i;
+  const auto a = f.tensor_data(*f.find_tensor("a"));
+  EXPECT_EQ(std::vector<uint8_t>(a.begin(), a.end()), pattern(32, 1)) << "a neighbour changed";
+  EXPECT_EQ(read_all(path), bytes) << "the file on disk changed";
+  EXPECT_EQ(File::open(path).tensor_layout(c), 0) << "a new mapping starts from the file";
+  EXPECT_THROW(f.rewrite_tensor(*f.find_tensor("a"), 0, invert), Error);
+
+  // In-memory images are hearth's own; static images and headers are not writable.
+  const File mem = File::from_bytes(bytes);
+  EXPECT_TRUE(mem.rewrite_tensor(*mem.find_tensor("c"), 1, invert));
+  alignas(32) static uint8_t image[4096];
+  std::memcpy(image, bytes.data(), bytes.size());
+  const File st = File::from_static(image, bytes.size(), "<static>");
+  EXPECT_FALSE(st.rewrite_tensor(*st.find_tensor("c"), 1, invert));
+  EXPECT_EQ(st.tensor_layout(*st.find_tensor("c")), 0);
+  EXPECT_EQ(calls, 2);
+  std::filesystem::remove(path);
 }
 
 TEST(GgufRead, RealModelFile) {
