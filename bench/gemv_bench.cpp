@@ -4,7 +4,9 @@
 // that fits in L2 (512 x 2048: the kernel's compute speed) and one far larger than L3
 // (16384 x 4096: what decode meets, bound by memory bandwidth). Bytes processed = weight bytes
 // read per call, so the DRAM rows compare directly with `hearth bench --bandwidth` (1 thread).
-// Names: BM_Gemv/<type>/<l2|dram>[/rows:N]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
+// /lanes: the weights repacked into the lane layout first (kernels/gemm.h), as the model
+// loader does on a CPU path with lane-layout kernels.
+// Names: BM_Gemv/<type>/<l2|dram>[/rows:N][/lanes]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gemm.h"
 #include "kernels/matmul.h"
 #include "quant/types.h"
 
@@ -20,7 +23,7 @@ namespace {
 
 using hearth::quant::GgmlType;
 
-void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in, int64_t n_rows) {
+void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in, int64_t n_rows, bool lanes) {
   const auto& tr = hearth::quant::traits(type);
   const size_t row_bytes = hearth::quant::row_size(type, n_in);
   // 64 distinct quantized rows repeated over the matrix (quantizing every row would take seconds).
@@ -40,7 +43,15 @@ void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in
   }
   std::vector<float> x(static_cast<size_t>(n_in * n_rows)), y(static_cast<size_t>(n_out * n_rows));
   for (float& v : x) v = dist(rng);
-  const hearth::kernels::MatrixView view{type, n_in, n_out, w.data(), row_bytes};
+  hearth::kernels::MatrixView view{type, n_in, n_out, w.data(), row_bytes};
+  if (lanes) {
+    if (!hearth::kernels::gemm::prefers_lane_layout(type, n_in)) {
+      state.SkipWithError("no lane-layout kernel for this type on this CPU path");
+      return;
+    }
+    for (int64_t r = 0; r < n_out; ++r) hearth::kernels::gemm::to_lane_layout(type, view.row(r), w.data() + r * row_bytes, n_in);
+    view.layout = hearth::kernels::WeightLayout::lanes;
+  }
   const hearth::kernels::ThreadPool pool(1);
   hearth::kernels::MatmulScratch scratch;
   for (auto _ : state) {
@@ -54,11 +65,12 @@ const bool kRegistered = [] {
   const GgmlType types[] = {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::IQ4_XS};
   for (GgmlType t : types) {
     const std::string name = std::string("BM_Gemv/") + std::string(hearth::quant::type_name(t));
-    for (const int64_t rows : {1, 4, 8}) {
-      const std::string suffix = rows == 1 ? "" : "/rows:" + std::to_string(rows);
-      benchmark::RegisterBenchmark((name + "/l2" + suffix).c_str(), BM_Gemv, t, 512, 2048, rows);
-      benchmark::RegisterBenchmark((name + "/dram" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows)->MinTime(1.0);
-    }
+    for (const bool lanes : {false, true})
+      for (const int64_t rows : {1, 4, 8}) {
+        const std::string suffix = (rows == 1 ? "" : "/rows:" + std::to_string(rows)) + (lanes ? "/lanes" : "");
+        benchmark::RegisterBenchmark((name + "/l2" + suffix).c_str(), BM_Gemv, t, 512, 2048, rows, lanes);
+        benchmark::RegisterBenchmark((name + "/dram" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows, lanes)->MinTime(1.0);
+      }
   }
   return true;
 }();

@@ -169,7 +169,7 @@ int fit_model(const FitOptions& o) {
   std::printf("compute buffers   %12s   (estimate for micro-batches of %u tokens)\n", gib(plan.compute_bytes).c_str(),
               std::min(p.n_ubatch, p.n_ctx));
   std::printf("program, tokenizer %11s\n", gib(plan.runtime_bytes).c_str());
-  std::printf("repacked weights  %12s   (hearth reads weights in place)\n", gib(plan.repacked_bytes).c_str());
+  std::printf("repacked weights  %12s   (weights are repacked in place: no extra memory)\n", gib(plan.repacked_bytes).c_str());
   std::printf("total             %12s\n\n", gib(plan.total_bytes()).c_str());
   std::printf("%-26s %11s %9s %12s %6s %13s\n", "device", "memory", "layers", "bytes", "fits", "read/token");
   for (const auto& part : placed.parts) {

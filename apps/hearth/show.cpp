@@ -61,6 +61,11 @@ int show_memory(const std::string& path, uint32_t n_ctx, uint32_t n_ubatch, uint
   const auto model = path.empty() ? model::Model::load_default() : model::Model::load(path);
   const runtime::MemoryPlan plan = runtime::plan_memory(*model, n_ctx, n_ubatch, n_seq_max, cp.type_k, cp.type_v);
   const uint64_t total = plan.weight_bytes + plan.kv_bytes + plan.state_bytes;
+  // Weights the loader rewrote into the lane layout (kernels/gemm.h) in place: part of
+  // weight_bytes, no extra memory.
+  uint64_t repacked = 0;
+  for (const gguf::TensorInfo& t : model->file().tensors())
+    if (model->file().tensor_layout(t) != 0) repacked += t.nbytes;
   if (json) {
     nlohmann::json j;
     j["path"] = model->file().path();
@@ -73,6 +78,7 @@ int show_memory(const std::string& path, uint32_t n_ctx, uint32_t n_ubatch, uint
     j["other_weights_bytes"] = plan.other_weight_bytes;
     j["kv_cache_bytes"] = plan.kv_bytes;
     j["state_bytes"] = plan.state_bytes;
+    j["repacked_bytes"] = repacked;
     j["total_bytes"] = total;
     nlohmann::json rows = nlohmann::json::array();
     for (const runtime::MemoryRow& r : plan.rows)
@@ -92,6 +98,8 @@ int show_memory(const std::string& path, uint32_t n_ctx, uint32_t n_ubatch, uint
   std::printf("%-24s %6s %12s\n", "embeddings, output", "", format_bytes(plan.other_weight_bytes).c_str());
   std::printf("%-24s %6s %12s %10s %12s %12s\n", "total", "", format_bytes(plan.weight_bytes).c_str(), "",
               format_bytes(plan.kv_bytes).c_str(), format_bytes(plan.state_bytes).c_str());
+  std::printf("repacked at load (in place, no extra memory): %s (%llu bytes)\n", format_bytes(repacked).c_str(),
+              static_cast<unsigned long long>(repacked));
   std::printf("weights + KV cache + state: %s (%llu bytes)\n", format_bytes(total).c_str(),
               static_cast<unsigned long long>(total));
   return 0;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 #include "hearth/error.h"
 #include "kernels/dot.h"
@@ -191,6 +192,108 @@ uint8_t* aligned_buffer(std::vector<uint8_t>& buf, size_t bytes) {
   return buf.data() + ((64 - addr % 64) % 64);
 }
 
+/// Where the quantized code of each element of a chunk lives, for the lane layout: `get` and
+/// `set` read and write the raw code bits of element e (natural order) of the chunk at `p`, and
+/// `vec_elem(k, m)` is the element the type's SIMD decoder puts in byte m of its vector k
+/// (gemm_avx512.cpp, TransposeIndex). formats.md §2.2-2.4 give the bit positions.
+struct CodePlaces {
+  size_t chunk_bytes;
+  int (*get)(const uint8_t* p, int e);
+  void (*set)(uint8_t* p, int e, int v);
+  int (*vec_elem)(int k, int m);
+};
+
+inline void set_nibble(uint8_t& byte, bool high, int v) {
+  byte = high ? static_cast<uint8_t>((byte & 0x0F) | v << 4) : static_cast<uint8_t>((byte & 0xF0) | v);
+}
+
+// Q4_K / Q5_K: the low 4 bits of element 32j + l are nibble j%2 of qs[32(j/2) + l]; Q5_K's bit 4
+// is bit j of qh[l].
+template <class Block>
+int k4_get(const uint8_t* p, int e) {
+  const auto& b = *reinterpret_cast<const Block*>(p);
+  const int j = e / 32, l = e % 32;
+  const uint8_t q = b.qs[32 * (j / 2) + l];
+  int v = j % 2 ? q >> 4 : q & 0x0F;
+  if constexpr (std::is_same_v<Block, quant::block_q5_K>) v |= ((b.qh[l] >> j) & 1) << 4;
+  return v;
+}
+template <class Block>
+void k4_set(uint8_t* p, int e, int v) {
+  auto& b = *reinterpret_cast<Block*>(p);
+  const int j = e / 32, l = e % 32;
+  set_nibble(b.qs[32 * (j / 2) + l], j % 2 != 0, v & 0x0F);
+  if constexpr (std::is_same_v<Block, quant::block_q5_K>)
+    b.qh[l] = static_cast<uint8_t>((b.qh[l] & ~(1 << j)) | ((v >> 4) & 1) << j);
+}
+int k4_vec_elem(int k, int m) { return 128 * (k / 2) + 32 * (k % 2) + 64 * (m / 32) + m % 32; }
+
+// Q6_K: element 128h + 32g + l has its low 4 bits in nibble g/2 of ql[64h + 32(g%2) + l] and its
+// high 2 bits at bit 2g of qh[32h + l].
+int q6k_get(const uint8_t* p, int e) { return quant::q6_K_code(*reinterpret_cast<const quant::block_q6_K*>(p), e / 128, (e % 128) / 32, e % 32) + 32; }
+void q6k_set(uint8_t* p, int e, int v) {
+  auto& b = *reinterpret_cast<quant::block_q6_K*>(p);
+  const int h = e / 128, g = (e % 128) / 32, l = e % 32;
+  set_nibble(b.ql[64 * h + 32 * (g % 2) + l], g >= 2, v & 0x0F);
+  uint8_t& qh = b.qh[32 * h + l];
+  qh = static_cast<uint8_t>((qh & ~(3 << (2 * g))) | ((v >> 4) & 3) << (2 * g));
+}
+int natural_vec_elem(int k, int m) { return 64 * k + m; }
+
+// IQ4_XS: element 32ib + j has its 4-bit index in nibble j/16 of qs[16ib + j%16].
+int iq4xs_get(const uint8_t* p, int e) {
+  const uint8_t q = reinterpret_cast<const quant::block_iq4_xs*>(p)->qs[16 * (e / 32) + e % 16];
+  return e % 32 >= 16 ? q >> 4 : q & 0x0F;
+}
+void iq4xs_set(uint8_t* p, int e, int v) {
+  set_nibble(reinterpret_cast<quant::block_iq4_xs*>(p)->qs[16 * (e / 32) + e % 16], e % 32 >= 16, v);
+}
+int block_nibble_vec_elem(int k, int m) { return 128 * (k / 2) + 16 * (k % 2) + 32 * (m / 16) + m % 16; }
+
+// Q8_0: element e is qs[e % 32] of block e / 32 of the chunk's eight.
+int q80_get(const uint8_t* p, int e) { return reinterpret_cast<const quant::block_q8_0*>(p)[e / 32].qs[e % 32] & 0xFF; }
+void q80_set(uint8_t* p, int e, int v) { reinterpret_cast<quant::block_q8_0*>(p)[e / 32].qs[e % 32] = static_cast<int8_t>(v); }
+
+const CodePlaces* code_places(GgmlType type) {
+  static constexpr CodePlaces kQ4K{sizeof(quant::block_q4_K), k4_get<quant::block_q4_K>, k4_set<quant::block_q4_K>, k4_vec_elem};
+  static constexpr CodePlaces kQ5K{sizeof(quant::block_q5_K), k4_get<quant::block_q5_K>, k4_set<quant::block_q5_K>, k4_vec_elem};
+  static constexpr CodePlaces kQ6K{sizeof(quant::block_q6_K), q6k_get, q6k_set, natural_vec_elem};
+  static constexpr CodePlaces kIq4Xs{sizeof(quant::block_iq4_xs), iq4xs_get, iq4xs_set, block_nibble_vec_elem};
+  static constexpr CodePlaces kQ80{8 * sizeof(quant::block_q8_0), q80_get, q80_set, natural_vec_elem};
+  switch (type) {
+    case GgmlType::Q4_K: return &kQ4K;
+    case GgmlType::Q5_K: return &kQ5K;
+    case GgmlType::Q6_K: return &kQ6K;
+    case GgmlType::IQ4_XS: return &kIq4Xs;
+    case GgmlType::Q8_0: return &kQ80;
+    default: return nullptr;
+  }
+}
+
+/// Natural element of lane-order code position i (gemm.h): i = 64t + 4L + b holds 16L + 4t + b.
+constexpr int lane_elem(int i) { return 16 * ((i % 64) / 4) + 4 * (i / 64) + i % 4; }
+
+/// Moves every code of each chunk: to the lane layout (element vec_elem(k, m) <- lane_elem(64k +
+/// m)) or back (the reverse assignment).
+void permute_codes(GgmlType type, const void* in, void* out, int64_t n_in, bool to_lanes) {
+  const CodePlaces* cp = has_lane_layout(type, n_in) ? code_places(type) : nullptr;
+  if (cp == nullptr)
+    throw Error(std::string("no lane layout for ") + quant::traits(type).name + " rows of " + std::to_string(n_in) +
+                " elements");
+  std::vector<uint8_t> chunk(cp->chunk_bytes);
+  for (int64_t c = 0; c < n_in / kChunk; ++c) {
+    const auto* src = static_cast<const uint8_t*>(in) + c * cp->chunk_bytes;
+    auto* dst = static_cast<uint8_t*>(out) + c * cp->chunk_bytes;
+    std::memcpy(chunk.data(), src, cp->chunk_bytes);
+    if (dst != src) std::memcpy(dst, src, cp->chunk_bytes);
+    for (int i = 0; i < kChunk; ++i) {
+      const int ve = cp->vec_elem(i / 64, i % 64), le = lane_elem(i);
+      if (to_lanes) cp->set(dst, ve, cp->get(chunk.data(), le));
+      else cp->set(dst, le, cp->get(chunk.data(), ve));
+    }
+  }
+}
+
 }  // namespace
 
 const WeightFormat* weight_format(quant::GgmlType type) {
@@ -218,6 +321,35 @@ const WeightFormat* weight_format(quant::GgmlType type) {
     default:
       return nullptr;
   }
+}
+
+bool has_lane_layout(quant::GgmlType type, int64_t n_in) { return code_places(type) != nullptr && n_in % kChunk == 0 && n_in > 0; }
+
+void to_lane_layout(quant::GgmlType type, const void* in, void* out, int64_t n_in) { permute_codes(type, in, out, n_in, true); }
+
+void from_lane_layout(quant::GgmlType type, const void* in, void* out, int64_t n_in) { permute_codes(type, in, out, n_in, false); }
+
+bool prefers_lane_layout(quant::GgmlType type, int64_t n_in) {
+  if (!has_lane_layout(type, n_in)) return false;
+  const TileKernels* tk = tile_kernels(active_cpu_path());
+  return tk != nullptr && tk->gemv_lanes != nullptr && tk->gemv_lanes(type, n_in) != nullptr && tk->repack != nullptr &&
+         tk->repack(type, n_in) != nullptr;
+}
+
+void repack_to_lanes(const MatrixView& w, uint8_t* data, const ThreadPool& pool) {
+  if (!has_lane_layout(w.type, w.n_in))
+    throw Error(std::string("no lane layout for ") + quant::traits(w.type).name + " rows of " + std::to_string(w.n_in) +
+                " elements");
+  const TileKernels* tk = tile_kernels(active_cpu_path());
+  const RepackFn fast = tk != nullptr && tk->repack != nullptr ? tk->repack(w.type, w.n_in) : nullptr;
+  pool.parallel_for(w.n_out, [&](int64_t r0, int64_t r1) {
+    uint8_t* rows = data + static_cast<size_t>(r0) * w.row_bytes;
+    if (fast != nullptr) {
+      fast(rows, r1 - r0, w.n_in, w.row_bytes);
+    } else {
+      for (int64_t r = 0; r < r1 - r0; ++r) to_lane_layout(w.type, rows + r * w.row_bytes, rows + r * w.row_bytes, w.n_in);
+    }
+  });
 }
 
 void act_to_chunks(quant::GgmlType act_type, const void* act_row, int64_t n_in, AChunk* out) {
@@ -301,8 +433,20 @@ bool matmul_tiled(const MatrixView& w, const float* x, int64_t n_rows, float* y,
   if (fmt == nullptr || tk == nullptr || tk->tile == nullptr) return false;
   const ActQuantizeFn quantize = act_quantize_fn(fmt->act_type);
   if (quantize == nullptr) return false;
-  UnpackFn unpack = tk->unpack != nullptr ? tk->unpack(w.type, w.n_in) : nullptr;
-  if (unpack == nullptr) unpack = fmt->unpack;
+  const bool lanes = w.layout == WeightLayout::lanes;
+  UnpackFn unpack = nullptr;
+  const GemvKernel* gk = nullptr;
+  if (lanes) {
+    // Repacked rows: only this path's lane-layout kernels read them (else matmul's row-by-row
+    // path converts them back).
+    unpack = tk->unpack_lanes != nullptr ? tk->unpack_lanes(w.type, w.n_in) : nullptr;
+    if (unpack == nullptr) return false;
+    gk = tk->gemv_lanes != nullptr ? tk->gemv_lanes(w.type, w.n_in) : nullptr;
+  } else {
+    unpack = tk->unpack != nullptr ? tk->unpack(w.type, w.n_in) : nullptr;
+    if (unpack == nullptr) unpack = fmt->unpack;
+    gk = tk->gemv != nullptr ? tk->gemv(w.type, w.n_in) : nullptr;
+  }
   const int64_t nc = n_chunks(w.n_in);
   const size_t act_row = quant::row_size(fmt->act_type, w.n_in);
 
@@ -323,10 +467,9 @@ bool matmul_tiled(const MatrixView& w, const float* x, int64_t n_rows, float* y,
 
   // One row, or up to kMaxGemvAct rows (a decode step of several sequences): each weight chunk
   // is decoded straight into registers (no tile buffer), once for all the rows.
-  const GemvKernel* gk = n_rows <= kMaxGemvAct && tk->gemv != nullptr ? tk->gemv(w.type, w.n_in) : nullptr;
-  if (gk != nullptr && (n_rows == 1 || gk->multi != nullptr)) {
+  if (gk != nullptr && n_rows <= kMaxGemvAct && (n_rows == 1 || gk->multi != nullptr)) {
     const AChunk* act_rows[kMaxGemvAct];
-    if (n_rows == 1) {
+    if (n_rows == 1 && gk->natural_from_lane != nullptr) {
       auto* act = reinterpret_cast<AChunk*>(aligned_buffer(scratch.act_natural, sizeof(AChunk) * static_cast<size_t>(nc)));
       for (int64_t c = 0; c < nc; ++c) {
         for (int p = 0; p < kChunk; ++p) act[c].codes[p] = achunks[c].codes[gk->natural_from_lane[p]];

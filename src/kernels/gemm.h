@@ -108,6 +108,39 @@ struct GemvKernel {
                 int n_act, float* y, int64_t ldy) = nullptr;
 };
 
+/// The lane layout ("repacked" weights): a weight row whose every 256-element chunk holds the
+/// same bytes as the file's block(s) except that the quantized codes are permuted, so that the
+/// type's SIMD decoder, reading the block as if it were in the file's layout, produces the four
+/// 64-code vectors already in lane order (kLaneOrder above) and needs no transpose. Scales,
+/// mins and block headers stay where they are (they belong to runs, not to code positions), so
+/// a row keeps its size and a chunk its bytes. Precisely: if the decoder's natural vector k
+/// (k < 4) byte m (m < 64) holds element vec_elem(k, m) of the chunk, the lane layout stores at
+/// element position vec_elem(k, m) the code of element lane_elem(64k + m), where
+/// lane_elem(64t + 4L + b) = 16L + 4t + b. Types: Q4_K, Q5_K, Q6_K, IQ4_XS, Q8_0, in rows whose
+/// length is a multiple of 256.
+bool has_lane_layout(quant::GgmlType type, int64_t n_in);
+
+/// Rewrites one weight row of `n_in` elements from the file's layout to the lane layout
+/// (`in` == `out` is allowed). Throws Error if !has_lane_layout(type, n_in).
+void to_lane_layout(quant::GgmlType type, const void* in, void* out, int64_t n_in);
+
+/// The inverse of to_lane_layout (`in` == `out` is allowed). Throws as to_lane_layout.
+void from_lane_layout(quant::GgmlType type, const void* in, void* out, int64_t n_in);
+
+/// Whether weights of `type` in rows of `n_in` elements are multiplied faster in the lane
+/// layout on the active CPU path (its tile kernels have a lane-layout GEMV and a repacker for
+/// the type).
+bool prefers_lane_layout(quant::GgmlType type, int64_t n_in);
+
+/// Rewrites a whole weight (`w.n_out` rows) into the lane layout in place, with the active
+/// path's repacker split over `pool` (the scalar to_lane_layout where it has none). `data` is
+/// w.data made writable by the caller. Throws Error if !has_lane_layout(w.type, w.n_in).
+void repack_to_lanes(const MatrixView& w, uint8_t* data, const ThreadPool& pool);
+
+/// Rewrites `n_rows` weight rows of `n_in` elements, `row_bytes` apart, into the lane layout in
+/// place; byte-identical to to_lane_layout on each row.
+using RepackFn = void (*)(uint8_t* data, int64_t n_rows, int64_t n_in, size_t row_bytes);
+
 /// Fast paths of the tile pipeline for one CPU path (nullptr members: use the scalar ones).
 struct TileKernels {
   /// Multiplies up to kMaxW weight rows by up to kMaxA activation rows, as tile_ref.
@@ -120,6 +153,12 @@ struct TileKernels {
   UnpackFn (*unpack)(quant::GgmlType type, int64_t n_in) = nullptr;
   /// This path's GEMV for weights of `type` in rows of `n_in` elements, or nullptr.
   const GemvKernel* (*gemv)(quant::GgmlType type, int64_t n_in) = nullptr;
+  /// As unpack and gemv, for rows in the lane layout (has_lane_layout); the GEMV's `fn` then
+  /// takes activations in lane order too (natural_from_lane is nullptr), as `multi` does.
+  UnpackFn (*unpack_lanes)(quant::GgmlType type, int64_t n_in) = nullptr;
+  const GemvKernel* (*gemv_lanes)(quant::GgmlType type, int64_t n_in) = nullptr;
+  /// This path's repacker for rows of `type` and `n_in` elements, or nullptr.
+  RepackFn (*repack)(quant::GgmlType type, int64_t n_in) = nullptr;
 };
 
 /// The tile kernels of `path` (avx512: VNNI), or nullptr where the path has none (scalar, avx2).

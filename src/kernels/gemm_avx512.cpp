@@ -300,12 +300,17 @@ struct DecodeQ8_0 {
   }
 };
 
-template <class Decode>
+/// kLanes: rows in the lane layout (gemm.h), whose decoded vectors are already in lane order.
+template <class Decode, bool kLanes = false>
 void unpack(const void* row, int64_t n_in, WChunk* out) {
   NaturalChunk n;
   for (int64_t c = 0; c < n_in / kChunk; ++c) {
     Decode::template decode<kLaneOrderSource>(row, c, n);
-    transpose_store(n.a, Decode::kIndex, out[c].codes);
+    if constexpr (kLanes) {
+      for (int t = 0; t < 4; ++t) _mm512_store_si512(out[c].codes + 64 * t, n.a[t]);
+    } else {
+      transpose_store(n.a, Decode::kIndex, out[c].codes);
+    }
     _mm512_store_ps(out[c].sw, n.sw);
     _mm512_store_ps(out[c].ow, n.ow);
   }
@@ -398,7 +403,10 @@ void gemv(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shif
 /// tile kernel's, so every row has the bits it gets in a batch.
 constexpr int64_t kPrefetchChunks = 16;
 
-template <class Decode, bool kScaleMin, int kNa>
+///
+/// kLanes: the row is in the lane layout (gemm.h), so the decoded vectors are already in lane
+/// order and the transpose is skipped; the arithmetic, and so the bits, are the same.
+template <class Decode, bool kScaleMin, int kNa, bool kLanes>
 void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const AChunk* const* ac, float* y, int64_t ldy) {
   const __m128i shift = _mm_cvtsi32_si128(zero_shift);
   __m512i idx[4];
@@ -408,13 +416,15 @@ void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const ACh
   const char* bytes = static_cast<const char*>(row);
   for (int64_t c = 0; c < n_chunks; ++c) {
     // The weights come from DRAM at the pace of kNa rows of arithmetic: fetch ahead.
-    for (int64_t b = 0; b < Decode::kChunkBytes; b += 64) _mm_prefetch(bytes + (c + kPrefetchChunks) * Decode::kChunkBytes + b, _MM_HINT_T0);
+    if constexpr (kNa > 1)
+      for (int64_t b = 0; b < Decode::kChunkBytes; b += 64) _mm_prefetch(bytes + (c + kPrefetchChunks) * Decode::kChunkBytes + b, _MM_HINT_T0);
     NaturalChunk n;
     Decode::template decode<kLaneOrderSource>(row, c, n);
     __m512i wv[4];
     for (int t = 0; t < 4; ++t)
-      wv[t] = _mm512_mask_blend_epi32(0xFF00, _mm512_permutex2var_epi32(n.a[0], idx[t], n.a[1]),
-                                      _mm512_permutex2var_epi32(n.a[2], idx[t], n.a[3]));
+      wv[t] = kLanes ? n.a[t]
+                     : _mm512_mask_blend_epi32(0xFF00, _mm512_permutex2var_epi32(n.a[0], idx[t], n.a[1]),
+                                               _mm512_permutex2var_epi32(n.a[2], idx[t], n.a[3]));
     for (int j = 0; j < kNa; ++j) {
       const AChunk& a = ac[j][c];
       // Two chains of two (the integer run sums are exact in any order): half the latency.
@@ -432,7 +442,7 @@ void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const ACh
   for (int j = 0; j < kNa; ++j) y[j * ldy] = _mm512_reduce_add_ps(acc[j]);
 }
 
-template <class Decode, bool kScaleMin>
+template <class Decode, bool kScaleMin, bool kLanes>
 void gemv_lanes(const void* const* rows, int n_rows_w, int64_t n_chunks, int zero_shift, const AChunk* const* act,
                 int n_act, float* y, int64_t ldy) {
   for (int j0 = 0; j0 < n_act; j0 += kMaxGemvAct) {
@@ -441,14 +451,14 @@ void gemv_lanes(const void* const* rows, int n_rows_w, int64_t n_chunks, int zer
     for (int i = 0; i < n_rows_w; ++i) {
       float* yi = y + j0 * ldy + i;
       switch (na) {
-        case 1: gemv_lanes_row<Decode, kScaleMin, 1>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 2: gemv_lanes_row<Decode, kScaleMin, 2>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 3: gemv_lanes_row<Decode, kScaleMin, 3>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 4: gemv_lanes_row<Decode, kScaleMin, 4>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 5: gemv_lanes_row<Decode, kScaleMin, 5>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 6: gemv_lanes_row<Decode, kScaleMin, 6>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        case 7: gemv_lanes_row<Decode, kScaleMin, 7>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
-        default: gemv_lanes_row<Decode, kScaleMin, 8>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 1: gemv_lanes_row<Decode, kScaleMin, 1, kLanes>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 2: gemv_lanes_row<Decode, kScaleMin, 2, kLanes>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 3: gemv_lanes_row<Decode, kScaleMin, 3, kLanes>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 4: gemv_lanes_row<Decode, kScaleMin, 4, kLanes>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 5: gemv_lanes_row<Decode, kScaleMin, 5, kLanes>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 6: gemv_lanes_row<Decode, kScaleMin, 6, kLanes>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        case 7: gemv_lanes_row<Decode, kScaleMin, 7, kLanes>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
+        default: gemv_lanes_row<Decode, kScaleMin, 8, kLanes>(rows[i], n_chunks, zero_shift, a, yi, ldy); break;
       }
     }
   }
@@ -457,7 +467,13 @@ void gemv_lanes(const void* const* rows, int n_rows_w, int64_t n_chunks, int zer
 template <class Decode, bool kScaleMin>
 constexpr GemvKernel make_gemv() {
   return GemvKernel{gemv<Decode, kScaleMin>, &natural_order<Decode>().lane_byte[0][0], natural_order<Decode>().run_of.src,
-                    gemv_lanes<Decode, kScaleMin>};
+                    gemv_lanes<Decode, kScaleMin, false>};
+}
+
+/// For rows in the lane layout: one kernel for one row and for several, activations in lane order.
+template <class Decode, bool kScaleMin>
+constexpr GemvKernel make_gemv_lanes() {
+  return GemvKernel{gemv_lanes<Decode, kScaleMin, true>, nullptr, nullptr, gemv_lanes<Decode, kScaleMin, true>};
 }
 
 UnpackFn fast_unpack(quant::GgmlType type, int64_t n_in) {
@@ -500,6 +516,157 @@ const GemvKernel* fast_gemv(quant::GgmlType type, int64_t n_in) {
   }
 }
 
+constexpr GemvKernel kGemvLanesQ4K = make_gemv_lanes<DecodeK4<false, quant::block_q4_K>, true>();
+constexpr GemvKernel kGemvLanesQ5K = make_gemv_lanes<DecodeK4<true, quant::block_q5_K>, true>();
+constexpr GemvKernel kGemvLanesQ6K = make_gemv_lanes<DecodeQ6K, false>();
+constexpr GemvKernel kGemvLanesIq4Xs = make_gemv_lanes<DecodeIq4Xs, false>();
+constexpr GemvKernel kGemvLanesQ8_0 = make_gemv_lanes<DecodeQ8_0, false>();
+
+// Rows in the lane layout (has_lane_layout): the decoders read them as they read the file's
+// layout, and what comes out is in lane order.
+UnpackFn fast_unpack_lanes(quant::GgmlType type, int64_t n_in) {
+  if (!has_lane_layout(type, n_in)) return nullptr;
+  switch (type) {
+    case quant::GgmlType::Q4_K: return unpack<DecodeK4<false, quant::block_q4_K>, true>;
+    case quant::GgmlType::Q5_K: return unpack<DecodeK4<true, quant::block_q5_K>, true>;
+    case quant::GgmlType::Q6_K: return unpack<DecodeQ6K, true>;
+    case quant::GgmlType::IQ4_XS: return unpack<DecodeIq4Xs, true>;
+    case quant::GgmlType::Q8_0: return unpack<DecodeQ8_0, true>;
+    default: return nullptr;
+  }
+}
+
+const GemvKernel* fast_gemv_lanes(quant::GgmlType type, int64_t n_in) {
+  if (!has_lane_layout(type, n_in)) return nullptr;
+  switch (type) {
+    case quant::GgmlType::Q4_K: return &kGemvLanesQ4K;
+    case quant::GgmlType::Q5_K: return &kGemvLanesQ5K;
+    case quant::GgmlType::Q6_K: return &kGemvLanesQ6K;
+    case quant::GgmlType::IQ4_XS: return &kGemvLanesIq4Xs;
+    case quant::GgmlType::Q8_0: return &kGemvLanesQ8_0;
+    default: return nullptr;
+  }
+}
+
+// ---- repacking into the lane layout (gemm.h), byte-identical to gemm::to_lane_layout ----
+
+/// The four natural vectors of a chunk put in lane order (the unpacker's transpose).
+inline void transpose_lanes(const __m512i a[4], const TransposeIndex& ti, __m512i w[4]) {
+  for (int t = 0; t < 4; ++t) {
+    const __m512i idx = _mm512_load_si512(ti.idx[t]);
+    w[t] = _mm512_mask_blend_epi32(0xFF00, _mm512_permutex2var_epi32(a[0], idx, a[1]),
+                                   _mm512_permutex2var_epi32(a[2], idx, a[3]));
+  }
+}
+
+/// Writes the low nibbles of four code vectors into a 128-byte nibble field the way the K4 and
+/// IQ4_XS decoders read it back: byte m of vector 2h + s is nibble s of qs[64h + m].
+inline void store_nibbles(const __m512i w[4], uint8_t* qs) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int h = 0; h < 2; ++h) {
+    const __m512i lo = _mm512_and_si512(w[2 * h], m4), hi = _mm512_and_si512(w[2 * h + 1], m4);
+    _mm512_storeu_si512(qs + 64 * h, _mm512_or_si512(lo, _mm512_slli_epi16(hi, 4)));
+  }
+}
+
+/// The four natural nibble vectors of a 128-byte nibble field (Q4_K, Q5_K low bits, IQ4_XS indices).
+inline void load_nibbles(const uint8_t* qs, __m512i a[4]) {
+  const __m512i m4 = _mm512_set1_epi8(0x0F);
+  for (int h = 0; h < 2; ++h) {
+    const __m512i x = _mm512_loadu_si512(qs + 64 * h);
+    a[2 * h] = _mm512_and_si512(x, m4);
+    a[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
+  }
+}
+
+void repack_q4_k(uint8_t* chunk) {
+  auto& b = *reinterpret_cast<quant::block_q4_K*>(chunk);
+  __m512i a[4], w[4];
+  load_nibbles(b.qs, a);
+  transpose_lanes(a, kK4Index, w);
+  store_nibbles(w, b.qs);
+}
+
+void repack_iq4_xs(uint8_t* chunk) {
+  auto& b = *reinterpret_cast<quant::block_iq4_xs*>(chunk);
+  __m512i a[4], w[4];
+  load_nibbles(b.qs, a);
+  transpose_lanes(a, kBlockNibbleIndex, w);
+  store_nibbles(w, b.qs);
+}
+
+void repack_q5_k(uint8_t* chunk) {
+  auto& b = *reinterpret_cast<quant::block_q5_K*>(chunk);
+  NaturalChunk n;
+  DecodeK4<true, quant::block_q5_K>::decode<kLaneOrderSource>(chunk, 0, n);
+  __m512i w[4];
+  transpose_lanes(n.a, kK4Index, w);
+  store_nibbles(w, b.qs);
+  // Bit 4 of vector k byte m goes to bit j = 4(k/2) + k%2 + 2(m/32) of qh[m % 32] (DecodeK4).
+  __m256i qh = _mm256_setzero_si256();
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
+  for (int k = 0; k < 4; ++k) {
+    const uint64_t mask = _mm512_test_epi8_mask(w[k], bit4);
+    for (int half = 0; half < 2; ++half) {
+      const int j = 4 * (k / 2) + k % 2 + 2 * half;
+      qh = _mm256_or_si256(qh, _mm256_maskz_mov_epi8(static_cast<__mmask32>(mask >> (32 * half)),
+                                                     _mm256_set1_epi8(static_cast<char>(1 << j))));
+    }
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(b.qh), qh);
+}
+
+void repack_q6_k(uint8_t* chunk) {
+  auto& b = *reinterpret_cast<quant::block_q6_K*>(chunk);
+  NaturalChunk n;
+  DecodeQ6K::decode<kLaneOrderSource>(chunk, 0, n);
+  __m512i w[4];
+  transpose_lanes(n.a, kNaturalIndex, w);
+  store_nibbles(w, b.ql);
+  // High 2 bits of vector 2h + s byte m go to bits 2(2s + m/32) of qh[32h + m % 32] (DecodeQ6K).
+  const __m512i m3 = _mm512_set1_epi8(3);
+  for (int h = 0; h < 2; ++h) {
+    const __m512i x0 = _mm512_and_si512(_mm512_srli_epi16(w[2 * h], 4), m3);
+    const __m512i x1 = _mm512_and_si512(_mm512_srli_epi16(w[2 * h + 1], 4), m3);
+    const __m512i y = _mm512_or_si512(x0, _mm512_slli_epi16(x1, 4));  // bits 0-1: s = 0, bits 4-5: s = 1
+    const __m256i q = _mm256_or_si256(_mm512_castsi512_si256(y), _mm256_slli_epi16(_mm512_extracti64x4_epi64(y, 1), 2));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b.qh + 32 * h), q);
+  }
+}
+
+void repack_q8_0(uint8_t* chunk) {
+  auto* b = reinterpret_cast<quant::block_q8_0*>(chunk);
+  NaturalChunk n;
+  DecodeQ8_0::decode<kLaneOrderSource>(chunk, 0, n);
+  __m512i w[4];
+  transpose_lanes(n.a, kNaturalIndex, w);
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int k = 0; k < 4; ++k) {
+    const __m512i x = _mm512_xor_si512(w[k], flip);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[2 * k].qs), _mm512_castsi512_si256(x));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[2 * k + 1].qs), _mm512_extracti64x4_epi64(x, 1));
+  }
+}
+
+/// Rewrites `n_rows` rows of `n_in` elements, `row_bytes` apart, into the lane layout in place.
+template <void (*kRepack)(uint8_t*), size_t kChunkBytes>
+void repack_rows(uint8_t* data, int64_t n_rows, int64_t n_in, size_t row_bytes) {
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t c = 0; c < n_in / kChunk; ++c) kRepack(data + static_cast<size_t>(r) * row_bytes + c * kChunkBytes);
+}
+
+RepackFn fast_repack(quant::GgmlType type, int64_t n_in) {
+  if (!has_lane_layout(type, n_in)) return nullptr;
+  switch (type) {
+    case quant::GgmlType::Q4_K: return repack_rows<repack_q4_k, sizeof(quant::block_q4_K)>;
+    case quant::GgmlType::Q5_K: return repack_rows<repack_q5_k, sizeof(quant::block_q5_K)>;
+    case quant::GgmlType::Q6_K: return repack_rows<repack_q6_k, sizeof(quant::block_q6_K)>;
+    case quant::GgmlType::IQ4_XS: return repack_rows<repack_iq4_xs, sizeof(quant::block_iq4_xs)>;
+    case quant::GgmlType::Q8_0: return repack_rows<repack_q8_0, 8 * sizeof(quant::block_q8_0)>;
+    default: return nullptr;
+  }
+}
+
 using FixedFn = void (*)(int, int64_t, const WChunk* const*, const AChunk* const*, float*, int64_t);
 
 template <bool kScaleMin>
@@ -517,7 +684,7 @@ void tile(const WeightFormat& fmt, int64_t n_chunks, const WChunk* const* w, int
 }  // namespace
 
 extern const TileKernels kTileKernels;
-const TileKernels kTileKernels{tile, kMaxW, kMaxA, fast_unpack, fast_gemv};
+const TileKernels kTileKernels{tile, kMaxW, kMaxA, fast_unpack, fast_gemv, fast_unpack_lanes, fast_gemv_lanes, fast_repack};
 
 }  // namespace hearth::kernels::gemm::avx512
 

@@ -12,6 +12,10 @@
 
 namespace hearth::kernels {
 
+/// How a weight's rows are laid out: as in the file, or repacked at load time into the lane
+/// layout of kernels/gemm.h (same bytes per row, codes permuted within each 256-element chunk).
+enum class WeightLayout : uint8_t { natural, lanes };
+
 /// A 2-D weight {n_in, n_out} in ggml order: n_out rows of n_in elements of `type`, each row
 /// `row_bytes` apart. Views point into the mmap'd file.
 struct MatrixView {
@@ -20,6 +24,7 @@ struct MatrixView {
   int64_t n_out = 0;
   const uint8_t* data = nullptr;
   size_t row_bytes = 0;
+  WeightLayout layout = WeightLayout::natural;
 
   const uint8_t* row(int64_t i) const { return data + static_cast<size_t>(i) * row_bytes; }
 };
@@ -47,7 +52,8 @@ inline constexpr int64_t kTiledMinRows = 1;
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64_t ldy, const ThreadPool& pool,
             MatmulScratch& scratch);
 
-/// Dequantizes row `i` of `w` (n_in floats) into `out` (embedding lookup, ggml get_rows).
+/// Dequantizes row `i` of `w` (n_in floats) into `out` (embedding lookup, ggml get_rows), in
+/// either layout.
 void get_row(const MatrixView& w, int64_t i, float* out);
 
 }  // namespace hearth::kernels

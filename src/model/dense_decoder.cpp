@@ -27,13 +27,14 @@ DenseDecoder::DenseDecoder(const HParams& hp, Weights& w, const DenseOptions& op
                   ".expert_feed_forward_length)");
   }
   const int64_t d = hp.n_embd;
-  tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   output_norm_ = w.vector("output_norm.weight", d);
   if (auto out = w.matrix_opt("output.weight", d, hp.n_vocab)) {
     output_ = *out;
   } else {
     output_ = w.matrix("token_embd.weight", d, hp.n_vocab);  // tied embeddings
   }
+  // After the output matrix: a tied table it repacked is viewed in its new layout.
+  tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   const float* freqs = opt.rope_freqs ? w.vector_opt("rope_freqs.weight", hp.n_rot / 2) : nullptr;
   rope_ = make_rope_config(hp, opt.rope_mode, freqs);
   for (uint32_t il = 0; il < hp.n_layer; ++il) {

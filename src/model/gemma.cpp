@@ -203,13 +203,14 @@ Gemma::Gemma(const HParams& hp, Weights& w, bool gemma4) : hp_(hp), gemma4_(gemm
   const kernels::RopeConfig rope_global = layer_rope(hp, hp.n_rot, hp.rope_freq_base, hp.rope_freq_scale, freqs);
   const kernels::RopeConfig rope_swa = layer_rope(hp, n_rot_swa, base_swa, 1.0f, nullptr);
 
-  tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   output_norm_ = w.vector("output_norm.weight", d);
   if (auto out = w.matrix_opt("output.weight", d, hp.n_vocab)) {
     output_ = *out;
   } else {
     output_ = w.matrix("token_embd.weight", d, hp.n_vocab);  // tied embeddings
   }
+  // After the output matrix: a tied table it repacked is viewed in its new layout.
+  tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   if (d_pl_ > 0) {
     const int64_t width = int64_t{d_pl_} * n_layer;
     ple_embd_ = w.embedding("per_layer_token_embd.weight", width, hp.n_vocab);

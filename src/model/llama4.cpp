@@ -85,13 +85,14 @@ Llama4::Llama4(const HParams& hp, Weights& w) : hp_(hp) {
   qk_norm_ = hp.n_expert != kNoQkNormExperts;
 
   const int64_t d = hp.n_embd, hd = hp.head_dim_k;
-  tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   output_norm_ = w.vector("output_norm.weight", d);
   if (auto out = w.matrix_opt("output.weight", d, hp.n_vocab)) {
     output_ = *out;
   } else {
     output_ = w.matrix("token_embd.weight", d, hp.n_vocab);  // tied embeddings
   }
+  // After the output matrix: a tied table it repacked is viewed in its new layout.
+  tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   const float* freqs = w.vector_opt("rope_freqs.weight", hp.n_rot / 2);
   HParams hp_swa = hp;
   hp_swa.rope_freq_base = base_swa;

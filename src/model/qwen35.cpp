@@ -235,7 +235,6 @@ Qwen35::Qwen35(const HParams& hp, Weights& w, Variant variant)
   }
 
   const int64_t d = hp.n_embd;
-  tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   bound.insert("token_embd.weight");
   output_norm_ = vec("output_norm.weight", d);
   if (f.find_tensor("output.weight") != nullptr) {
@@ -243,6 +242,8 @@ Qwen35::Qwen35(const HParams& hp, Weights& w, Variant variant)
   } else {
     output_ = w.matrix("token_embd.weight", d, hp.n_vocab);  // tied embeddings
   }
+  // After the output matrix: a tied table it repacked is viewed in its new layout.
+  tok_embd_ = w.embedding("token_embd.weight", d, hp.n_vocab);
   rope_ = make_rope_config(hp, kernels::RopeMode::kNeox, nullptr);
   if (!sections.empty()) {
     const int sect_dims = sections[0] + sections[1] + sections[2] + sections[3];

@@ -1,6 +1,11 @@
 #include "model/weights.h"
 
+#include <cstdlib>
+#include <string_view>
+
 #include "kernels/dot.h"
+#include "kernels/gemm.h"
+#include "kernels/threadpool.h"
 
 namespace hearth::model {
 
@@ -26,6 +31,18 @@ void Weights::check_shape(const gguf::TensorInfo& t, std::vector<int64_t> ne) co
   }
 }
 
+namespace {
+
+/// gguf::File layout tag of weights in kernels::WeightLayout::lanes.
+constexpr uint8_t kLanesTag = 1;
+
+bool repack_enabled() {
+  const char* v = std::getenv("HEARTH_REPACK");
+  return v == nullptr || std::string_view(v) != "0";
+}
+
+}  // namespace
+
 kernels::MatrixView Weights::view(const gguf::TensorInfo& t) const {
   kernels::MatrixView m;
   m.type = t.type;
@@ -33,6 +50,23 @@ kernels::MatrixView Weights::view(const gguf::TensorInfo& t) const {
   m.n_out = t.ne[1] * t.ne[2] * t.ne[3];
   m.data = file_.tensor_data(t).data();
   m.row_bytes = quant::row_size(t.type, t.ne[0]);
+  m.layout = file_.tensor_layout(t) == kLanesTag ? kernels::WeightLayout::lanes : kernels::WeightLayout::natural;
+  return m;
+}
+
+kernels::MatrixView Weights::repacked_view(const gguf::TensorInfo& t) {
+  kernels::MatrixView m = view(t);
+  if (m.layout != kernels::WeightLayout::natural || !repack_enabled() ||
+      !kernels::gemm::prefers_lane_layout(t.type, t.ne[0]))
+    return m;
+  const kernels::ThreadPool pool(0);
+  const bool done = file_.rewrite_tensor(t, kLanesTag, [&](std::span<uint8_t> bytes) {
+    kernels::gemm::repack_to_lanes(m, bytes.data(), pool);
+  });
+  if (done) {
+    m.layout = kernels::WeightLayout::lanes;
+    repacked_bytes_ += t.nbytes;
+  }
   return m;
 }
 
@@ -47,7 +81,7 @@ kernels::MatrixView Weights::matrix(const std::string& name, int64_t n_in, int64
   if (kernels::vec_dot_fn(t.type) == nullptr)
     throw Error(file_.path() + ": tensor '" + name + "' has type " + std::string(quant::type_name(t.type)) +
                 ", which hearth cannot compute with yet");
-  return view(t);
+  return repacked_view(t);
 }
 
 kernels::MatrixView Weights::expert_stack(const std::string& name, int64_t n_in, int64_t n_out, int64_t n_expert) {
@@ -56,7 +90,7 @@ kernels::MatrixView Weights::expert_stack(const std::string& name, int64_t n_in,
   if (kernels::vec_dot_fn(t.type) == nullptr)
     throw Error(file_.path() + ": tensor '" + name + "' has type " + std::string(quant::type_name(t.type)) +
                 ", which hearth cannot compute with yet");
-  return view(t);
+  return repacked_view(t);
 }
 
 kernels::MatrixView Weights::embedding(const std::string& name, int64_t n_embd, int64_t n_vocab) {

@@ -14,7 +14,9 @@ namespace hearth::model {
 
 /// Hands out views of a file's tensors to an architecture. Matrices stay in the mapping;
 /// 1-D vectors (norm weights, rope factors) are F32 views, or F32 copies owned here when the
-/// file stores them in another type.
+/// file stores them in another type. Matrices whose type is multiplied faster in the lane
+/// layout on the active CPU path (kernels::gemm::prefers_lane_layout) are rewritten into it
+/// in place, once per mapping (gguf::File::rewrite_tensor), unless HEARTH_REPACK=0.
 class Weights {
  public:
   explicit Weights(const gguf::File& file) : file_(file) {}
@@ -28,8 +30,13 @@ class Weights {
   /// one matrix of n_out·n_expert rows; kernels::expert_matrix() cuts out one expert. Throws
   /// Error as matrix().
   kernels::MatrixView expert_stack(const std::string& name, int64_t n_in, int64_t n_out, int64_t n_expert);
-  /// The embedding table {n_embd, n_vocab}: as matrix() but only needs row conversion.
+  /// The embedding table {n_embd, n_vocab}: as matrix() but only needs row conversion and is
+  /// never repacked itself; it has the lane layout if matrix() repacked the same tensor before
+  /// (tied embeddings: ask for the output matrix first).
   kernels::MatrixView embedding(const std::string& name, int64_t n_embd, int64_t n_vocab);
+
+  /// Bytes of the matrices this object rewrote into the lane layout (in place: no extra memory).
+  uint64_t repacked_bytes() const { return repacked_bytes_; }
 
   /// The 1-D tensor `name` of `n` elements as F32. Throws Error if missing or mis-shaped.
   const float* vector(const std::string& name, int64_t n);
@@ -42,9 +49,11 @@ class Weights {
   const gguf::TensorInfo& find(const std::string& name) const;
   void check_shape(const gguf::TensorInfo& t, std::vector<int64_t> ne) const;
   kernels::MatrixView view(const gguf::TensorInfo& t) const;
+  kernels::MatrixView repacked_view(const gguf::TensorInfo& t);
 
   const gguf::File& file_;
   std::deque<std::vector<float>> owned_;  // converted 1-D tensors (stable addresses)
+  uint64_t repacked_bytes_ = 0;
 };
 
 }  // namespace hearth::model

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "hearth/error.h"
 #include "kernels/cpu.h"
 #include "kernels/dot.h"
 #include "kernels/gemm.h"
@@ -259,6 +260,91 @@ TEST_P(Gemm, SmallBatchesGiveTheBitsOfTheBatch) {
         for (int64_t o = 0; o < n_out; ++o)
           ASSERT_EQ(small[r * n_out + o], batch[(r0 + r) * n_out + o]) << "n_in " << n_in << " n " << n << " row " << r;
     }
+  }
+}
+
+/// `w` rewritten into the lane layout (gemm.h) with the scalar to_lane_layout.
+Weights to_lanes(const Weights& w) {
+  Weights l = w;
+  for (int64_t o = 0; o < w.view.n_out; ++o)
+    to_lane_layout(w.view.type, w.view.row(o), l.data.data() + o * w.view.row_bytes, w.view.n_in);
+  l.view.data = l.data.data();
+  l.view.layout = WeightLayout::lanes;
+  return l;
+}
+
+// The lane layout keeps every row's size and header bytes, moves the codes, and comes back
+// exactly; the SIMD decoders read it as lane-order codes equal to the scalar unpacker's codes
+// of the file's layout (the layout's definition, checked by independent code).
+TEST_P(Gemm, LaneLayoutIsAPermutationTheDecodersReadInLaneOrder) {
+  const GgmlType type = GetParam();
+  const int64_t n_in = 768;
+  if (!has_lane_layout(type, n_in)) {
+    EXPECT_THROW(to_lane_layout(type, nullptr, nullptr, n_in), Error);
+    GTEST_SKIP() << "no lane layout for " << traits(type).name;
+  }
+  EXPECT_FALSE(has_lane_layout(type, 288));
+  std::mt19937 rng(29);
+  const Weights w = random_weights(type, n_in, 5, rng);
+  const Weights l = to_lanes(w);
+  EXPECT_NE(w.data, l.data);
+  std::vector<uint8_t> back(w.view.row_bytes);
+  for (int64_t o = 0; o < 5; ++o) {
+    from_lane_layout(type, l.view.row(o), back.data(), n_in);
+    ASSERT_EQ(std::memcmp(back.data(), w.view.row(o), back.size()), 0) << "row " << o;
+    std::vector<float> a(static_cast<size_t>(n_in)), b(a.size());
+    get_row(w.view, o, a.data());
+    get_row(l.view, o, b.data());
+    ASSERT_EQ(a, b) << "row " << o;
+  }
+  int checked = 0;
+  for (int p = 0; p < kCpuPathCount; ++p) {
+    const auto path = static_cast<CpuPath>(p);
+    const TileKernels* tk = tile_kernels(path);
+    if (tk == nullptr || tk->unpack_lanes == nullptr || !cpu_supports(path)) continue;
+    const UnpackFn lanes = tk->unpack_lanes(type, n_in);
+    ASSERT_NE(lanes, nullptr);
+    for (int64_t o = 0; o < 5; ++o) {
+      std::vector<WChunk> want(static_cast<size_t>(n_chunks(n_in))), got(want.size());
+      weight_format(type)->unpack(w.view.row(o), n_in, want.data());
+      lanes(l.view.row(o), n_in, got.data());
+      ASSERT_EQ(std::memcmp(want.data(), got.data(), want.size() * sizeof(WChunk)), 0) << cpu_path_name(path) << " row " << o;
+    }
+    // The fast repacker writes the scalar one's bytes.
+    ASSERT_NE(tk->repack, nullptr);
+    const RepackFn repack = tk->repack(type, n_in);
+    ASSERT_NE(repack, nullptr);
+    std::vector<uint8_t> fast = w.data;
+    repack(fast.data(), 5, n_in, w.view.row_bytes);
+    ASSERT_EQ(fast, l.data) << cpu_path_name(path);
+    ++checked;
+  }
+  if (checked == 0) GTEST_SKIP() << "no lane-layout kernels on this CPU";
+}
+
+// Repacked weights give every batch size the bits of the file's layout on the active path (the
+// lane-layout GEMV and tile kernels where the path has them, rows converted back elsewhere),
+// and repack_to_lanes writes to_lane_layout's bytes.
+TEST_P(Gemm, LaneLayoutMatmulGivesTheBitsOfTheFileLayout) {
+  const GgmlType type = GetParam();
+  const int64_t n_in = 2304;
+  if (!has_lane_layout(type, n_in)) GTEST_SKIP() << "no lane layout for " << traits(type).name;
+  std::mt19937 rng(31);
+  const ThreadPool pool(2);
+  const int64_t n_out = 37;
+  const Weights w = random_weights(type, n_in, n_out, rng);
+  const Weights l = to_lanes(w);
+  std::vector<uint8_t> repacked = w.data;
+  repack_to_lanes(w.view, repacked.data(), pool);
+  ASSERT_EQ(repacked, l.data);
+  const int64_t max_rows = 2 * kMaxGemvAct + 3;
+  const std::vector<float> x = random_acts(n_in, max_rows, rng);
+  std::vector<float> want(static_cast<size_t>(max_rows * n_out)), got(want.size());
+  MatmulScratch scratch;
+  for (int64_t n = 1; n <= max_rows; n += n < kMaxGemvAct ? 1 : kMaxGemvAct + 3) {
+    matmul(w.view, x.data(), n, want.data(), n_out, pool, scratch);
+    matmul(l.view, x.data(), n, got.data(), n_out, pool, scratch);
+    for (int64_t i = 0; i < n * n_out; ++i) ASSERT_EQ(got[i], want[i]) << n << " rows, output " << i;
   }
 }
 

@@ -4,8 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 
+#include "kernels/gemm.h"
 #include "model/synth.h"
 #include "runtime/eval.h"
 
@@ -156,6 +158,35 @@ TEST_P(ContextTest, KvCacheSizeFollowsTheShape) {
   uint64_t want = 0;
   for (uint32_t il = 0; il < hp.n_layer; ++il) want += 100ull * (hp.n_embd_k_gqa(il) + hp.n_embd_v_gqa(il)) * 2;
   EXPECT_EQ(ctx.kv_cache().bytes(), want);
+}
+
+// Weights the loader repacks into the lane layout (kernels/gemm.h; on a CPU path with
+// lane-layout kernels) give the logits of the file's layout bit for bit, for every repackable
+// type of the shared models, tied output head included (qwen3).
+TEST(RepackedWeights, GiveTheLogitsOfTheFileLayout) {
+  const std::vector<int32_t> tokens{1, 450, 3996, 1354, 1701, 2, 99};
+  int repacked_models = 0;
+  for (const char* name : {"llama-Q4_K_M", "llama-Q5_K_M", "llama-Q6_K", "llama-Q8_0", "llama-IQ4_XS", "qwen3-Q4_K_M",
+                           "qwen3moe-Q4_K_M"}) {
+    const std::string path = std::string(HEARTH_TESTDATA_DIR) + "/models/" + name + ".gguf";
+    setenv("HEARTH_REPACK", "0", 1);
+    const auto plain = model::Model::load(path);
+    unsetenv("HEARTH_REPACK");
+    const auto repacked = model::Model::load(path);
+    uint64_t n_plain = 0, n_repacked = 0;
+    for (const auto& t : plain->file().tensors()) n_plain += plain->file().tensor_layout(t) != 0 ? 1 : 0;
+    for (const auto& t : repacked->file().tensors()) n_repacked += repacked->file().tensor_layout(t) != 0 ? 1 : 0;
+    EXPECT_EQ(n_plain, 0u) << name;
+    if (!kernels::gemm::prefers_lane_layout(quant::GgmlType::Q4_K, 256)) {
+      EXPECT_EQ(n_repacked, 0u) << name << ": repacked on a path without lane-layout kernels";
+      continue;
+    }
+    EXPECT_GT(n_repacked, 0u) << name;
+    repacked_models += n_repacked > 0;
+    Context a(plain, params(64)), b(repacked, params(64));
+    EXPECT_EQ(evaluate(a, tokens, false), evaluate(b, tokens, false)) << name;
+  }
+  if (repacked_models == 0) GTEST_SKIP() << "no lane-layout kernels on this CPU path";
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, ContextTest, testing::Values("tiny-llama", "tiny-qwen3"),
