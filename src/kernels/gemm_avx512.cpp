@@ -47,7 +47,16 @@ constexpr int kMaxA = 4;
 
 inline __m512i load512(const void* p) { return _mm512_load_si512(p); }
 
-template <int NW, int NA, bool kScaleMin>
+/// An activation chunk's per-run scales. With a Q8_K partner all 16 are the block's one d
+/// (act_to_chunks), so one broadcast replaces the 64-byte load: the same values, one less
+/// vector load per pair of rows.
+template <bool kUniformDa>
+inline __m512 load_da(const AChunk& a) {
+  if constexpr (kUniformDa) return _mm512_set1_ps(a.da[0]);
+  else return _mm512_load_ps(a.da);
+}
+
+template <int NW, int NA, bool kScaleMin, bool kUniformDa>
 void tile_fixed(int zero_shift, int64_t n_chunks, const WChunk* const* w, const AChunk* const* a, float* y,
                 int64_t ldy) {
   __m512 acc[NW][NA];
@@ -62,7 +71,7 @@ void tile_fixed(int zero_shift, int64_t n_chunks, const WChunk* const* w, const 
       const AChunk& ac = a[j][c];
       const __m512i a0 = load512(ac.codes), a1 = load512(ac.codes + 64), a2 = load512(ac.codes + 128),
                     a3 = load512(ac.codes + 192);
-      const __m512 da = _mm512_load_ps(ac.da);
+      const __m512 da = load_da<kUniformDa>(ac);
       for (int i = 0; i < NW; ++i) {
         __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[i][0], a0);
         s = _mm512_dpbusd_epi32(s, wv[i][1], a1);
@@ -173,6 +182,7 @@ struct NaturalChunk {
 template <bool kFive, class Block>
 struct DecodeK4 {
   static constexpr const TransposeIndex& kIndex = kK4Index;
+  static constexpr bool kUniformDa = true;  // Q8_K partner
   static constexpr int64_t kChunkBytes = sizeof(Block);
   template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
@@ -213,6 +223,7 @@ struct DecodeK4 {
 
 struct DecodeQ6K {
   static constexpr const TransposeIndex& kIndex = kNaturalIndex;
+  static constexpr bool kUniformDa = true;  // Q8_K partner
   static constexpr int64_t kChunkBytes = sizeof(quant::block_q6_K);
   template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
@@ -243,6 +254,7 @@ struct DecodeQ6K {
 
 struct DecodeIq4Xs {
   static constexpr const TransposeIndex& kIndex = kBlockNibbleIndex;
+  static constexpr bool kUniformDa = true;  // Q8_K partner
   static constexpr int64_t kChunkBytes = sizeof(quant::block_iq4_xs);
   template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
@@ -279,6 +291,7 @@ struct DecodeIq4Xs {
 /// Q8_0 rows whose length is a multiple of 256 (others use the scalar unpacker).
 struct DecodeQ8_0 {
   static constexpr const TransposeIndex& kIndex = kNaturalIndex;
+  static constexpr bool kUniformDa = false;  // Q8_0 partner: a scale per 32
   static constexpr int64_t kChunkBytes = 8 * sizeof(quant::block_q8_0);
   template <const LaneSource& Src>
   static void decode(const void* row, int64_t c, NaturalChunk& n) {
@@ -379,7 +392,7 @@ void gemv_row(const void* row, int64_t n_chunks, int zero_shift, const AChunk* c
       const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
       __m512i s = _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
       if constexpr (!kScaleMin) s = _mm512_sub_epi32(s, _mm512_sll_epi32(_mm512_load_si512(a.csum), shift));
-      const __m512 scale = _mm512_mul_ps(n.sw, _mm512_load_ps(a.da));
+      const __m512 scale = _mm512_mul_ps(n.sw, load_da<Decode::kUniformDa>(a));
       acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[j]);
       if constexpr (kScaleMin) acc[j] = _mm512_fmadd_ps(n.ow, _mm512_load_ps(a.asum), acc[j]);
     }
@@ -434,7 +447,7 @@ void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const ACh
                                              wv[3], load512(a.codes + 192));
       __m512i s = _mm512_add_epi32(s0, s1);
       if constexpr (!kScaleMin) s = _mm512_sub_epi32(s, _mm512_sll_epi32(_mm512_load_si512(a.csum), shift));
-      const __m512 scale = _mm512_mul_ps(n.sw, _mm512_load_ps(a.da));
+      const __m512 scale = _mm512_mul_ps(n.sw, load_da<Decode::kUniformDa>(a));
       acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[j]);
       if constexpr (kScaleMin) acc[j] = _mm512_fmadd_ps(n.ow, _mm512_load_ps(a.asum), acc[j]);
     }
@@ -669,15 +682,19 @@ RepackFn fast_repack(quant::GgmlType type, int64_t n_in) {
 
 using FixedFn = void (*)(int, int64_t, const WChunk* const*, const AChunk* const*, float*, int64_t);
 
-template <bool kScaleMin>
+template <bool kScaleMin, bool kU>
 constexpr FixedFn kTable[kMaxW][kMaxA] = {
-    {tile_fixed<1, 1, kScaleMin>, tile_fixed<1, 2, kScaleMin>, tile_fixed<1, 3, kScaleMin>, tile_fixed<1, 4, kScaleMin>},
-    {tile_fixed<2, 1, kScaleMin>, tile_fixed<2, 2, kScaleMin>, tile_fixed<2, 3, kScaleMin>, tile_fixed<2, 4, kScaleMin>},
+    {tile_fixed<1, 1, kScaleMin, kU>, tile_fixed<1, 2, kScaleMin, kU>, tile_fixed<1, 3, kScaleMin, kU>,
+     tile_fixed<1, 4, kScaleMin, kU>},
+    {tile_fixed<2, 1, kScaleMin, kU>, tile_fixed<2, 2, kScaleMin, kU>, tile_fixed<2, 3, kScaleMin, kU>,
+     tile_fixed<2, 4, kScaleMin, kU>},
 };
 
 void tile(const WeightFormat& fmt, int64_t n_chunks, const WChunk* const* w, int n_w, const AChunk* const* a, int n_a,
           float* y, int64_t ldy) {
-  const FixedFn fn = fmt.scale_min ? kTable<true>[n_w - 1][n_a - 1] : kTable<false>[n_w - 1][n_a - 1];
+  const bool uniform = fmt.act_type == quant::GgmlType::Q8_K;
+  const FixedFn fn = fmt.scale_min ? (uniform ? kTable<true, true> : kTable<true, false>)[n_w - 1][n_a - 1]
+                                   : (uniform ? kTable<false, true> : kTable<false, false>)[n_w - 1][n_a - 1];
   fn(fmt.zero_shift, n_chunks, w, a, y, ldy);
 }
 
