@@ -1,5 +1,7 @@
 #include "model/weights.h"
 
+#include <sys/sysinfo.h>
+
 #include <cstdlib>
 #include <string_view>
 
@@ -41,6 +43,16 @@ bool repack_enabled() {
   return v == nullptr || std::string_view(v) != "0";
 }
 
+/// Whether a file of `bytes` may be repacked: repacked pages are private copies that stay
+/// resident, where the file's own pages can be dropped and read again, so a file of more than
+/// 3/4 of the machine's RAM (one that may only run by streaming from disk) keeps its layout.
+bool fits_resident(uint64_t bytes) {
+  struct sysinfo si{};
+  if (sysinfo(&si) != 0) return false;
+  const uint64_t ram = static_cast<uint64_t>(si.totalram) * si.mem_unit;
+  return bytes <= ram / 4 * 3;
+}
+
 }  // namespace
 
 kernels::MatrixView Weights::view(const gguf::TensorInfo& t) const {
@@ -57,7 +69,7 @@ kernels::MatrixView Weights::view(const gguf::TensorInfo& t) const {
 kernels::MatrixView Weights::repacked_view(const gguf::TensorInfo& t) {
   kernels::MatrixView m = view(t);
   if (m.layout != kernels::WeightLayout::natural || !repack_enabled() ||
-      !kernels::gemm::prefers_lane_layout(t.type, t.ne[0]))
+      !kernels::gemm::prefers_lane_layout(t.type, t.ne[0]) || !fits_resident(file_.file_size()))
     return m;
   const kernels::ThreadPool pool(0);
   const bool done = file_.rewrite_tensor(t, kLanesTag, [&](std::span<uint8_t> bytes) {

@@ -16,7 +16,9 @@ namespace hearth::model {
 /// 1-D vectors (norm weights, rope factors) are F32 views, or F32 copies owned here when the
 /// file stores them in another type. Matrices whose type is multiplied faster in the lane
 /// layout on the active CPU path (kernels::gemm::prefers_lane_layout) are rewritten into it
-/// in place, once per mapping (gguf::File::rewrite_tensor), unless HEARTH_REPACK=0.
+/// in place, once per mapping (gguf::File::rewrite_tensor), unless HEARTH_REPACK=0 or the file
+/// is larger than 3/4 of the machine's RAM (repacked pages stay resident; the file's can be
+/// dropped and read again).
 class Weights {
  public:
   explicit Weights(const gguf::File& file) : file_(file) {}
