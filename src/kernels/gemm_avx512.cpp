@@ -138,13 +138,19 @@ constexpr TransposeIndex kNaturalIndex = make_natural_index();
 constexpr TransposeIndex kK4Index = make_k4_index();
 constexpr TransposeIndex kBlockNibbleIndex = make_block_nibble_index();
 
-inline void transpose_store(const __m512i a[4], const TransposeIndex& ti, uint8_t* codes) {
+/// The four natural vectors of a chunk put in lane order (the unpacker's transpose).
+inline void transpose_lanes(const __m512i a[4], const TransposeIndex& ti, __m512i w[4]) {
   for (int t = 0; t < 4; ++t) {
     const __m512i idx = _mm512_load_si512(ti.idx[t]);
-    const __m512i lo = _mm512_permutex2var_epi32(a[0], idx, a[1]);
-    const __m512i hi = _mm512_permutex2var_epi32(a[2], idx, a[3]);
-    _mm512_store_si512(codes + 64 * t, _mm512_mask_blend_epi32(0xFF00, lo, hi));
+    w[t] = _mm512_mask_blend_epi32(0xFF00, _mm512_permutex2var_epi32(a[0], idx, a[1]),
+                                   _mm512_permutex2var_epi32(a[2], idx, a[3]));
   }
+}
+
+inline void transpose_store(const __m512i a[4], const TransposeIndex& ti, uint8_t* codes) {
+  __m512i w[4];
+  transpose_lanes(a, ti, w);
+  for (int t = 0; t < 4; ++t) _mm512_store_si512(codes + 64 * t, w[t]);
 }
 
 inline __m512 fp16x16_to_ps(const uint16_t* h) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(h))); }
@@ -422,8 +428,6 @@ constexpr int64_t kPrefetchChunks = 16;
 template <class Decode, bool kScaleMin, int kNa, bool kLanes>
 void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const AChunk* const* ac, float* y, int64_t ldy) {
   const __m128i shift = _mm_cvtsi32_si128(zero_shift);
-  __m512i idx[4];
-  for (int t = 0; t < 4; ++t) idx[t] = _mm512_load_si512(Decode::kIndex.idx[t]);
   __m512 acc[kNa];
   for (int j = 0; j < kNa; ++j) acc[j] = _mm512_setzero_ps();
   const char* bytes = static_cast<const char*>(row);
@@ -434,10 +438,11 @@ void gemv_lanes_row(const void* row, int64_t n_chunks, int zero_shift, const ACh
     NaturalChunk n;
     Decode::template decode<kLaneOrderSource>(row, c, n);
     __m512i wv[4];
-    for (int t = 0; t < 4; ++t)
-      wv[t] = kLanes ? n.a[t]
-                     : _mm512_mask_blend_epi32(0xFF00, _mm512_permutex2var_epi32(n.a[0], idx[t], n.a[1]),
-                                               _mm512_permutex2var_epi32(n.a[2], idx[t], n.a[3]));
+    if constexpr (kLanes) {
+      for (int t = 0; t < 4; ++t) wv[t] = n.a[t];
+    } else {
+      transpose_lanes(n.a, Decode::kIndex, wv);
+    }
     for (int j = 0; j < kNa; ++j) {
       const AChunk& a = ac[j][c];
       // Two chains of two (the integer run sums are exact in any order): half the latency.
@@ -563,15 +568,6 @@ const GemvKernel* fast_gemv_lanes(quant::GgmlType type, int64_t n_in) {
 
 // ---- repacking into the lane layout (gemm.h), byte-identical to gemm::to_lane_layout ----
 
-/// The four natural vectors of a chunk put in lane order (the unpacker's transpose).
-inline void transpose_lanes(const __m512i a[4], const TransposeIndex& ti, __m512i w[4]) {
-  for (int t = 0; t < 4; ++t) {
-    const __m512i idx = _mm512_load_si512(ti.idx[t]);
-    w[t] = _mm512_mask_blend_epi32(0xFF00, _mm512_permutex2var_epi32(a[0], idx, a[1]),
-                                   _mm512_permutex2var_epi32(a[2], idx, a[3]));
-  }
-}
-
 /// Writes the low nibbles of four code vectors into a 128-byte nibble field the way the K4 and
 /// IQ4_XS decoders read it back: byte m of vector 2h + s is nibble s of qs[64h + m].
 inline void store_nibbles(const __m512i w[4], uint8_t* qs) {
@@ -592,19 +588,13 @@ inline void load_nibbles(const uint8_t* qs, __m512i a[4]) {
   }
 }
 
-void repack_q4_k(uint8_t* chunk) {
-  auto& b = *reinterpret_cast<quant::block_q4_K*>(chunk);
+/// Q4_K and IQ4_XS: the codes are the nibble field alone (`qs`), read in the order `kIndex` gives.
+template <class Block, const TransposeIndex& kIndex>
+void repack_nibbles(uint8_t* chunk) {
+  auto& b = *reinterpret_cast<Block*>(chunk);
   __m512i a[4], w[4];
   load_nibbles(b.qs, a);
-  transpose_lanes(a, kK4Index, w);
-  store_nibbles(w, b.qs);
-}
-
-void repack_iq4_xs(uint8_t* chunk) {
-  auto& b = *reinterpret_cast<quant::block_iq4_xs*>(chunk);
-  __m512i a[4], w[4];
-  load_nibbles(b.qs, a);
-  transpose_lanes(a, kBlockNibbleIndex, w);
+  transpose_lanes(a, kIndex, w);
   store_nibbles(w, b.qs);
 }
 
@@ -671,10 +661,10 @@ void repack_rows(uint8_t* data, int64_t n_rows, int64_t n_in, size_t row_bytes) 
 RepackFn fast_repack(quant::GgmlType type, int64_t n_in) {
   if (!has_lane_layout(type, n_in)) return nullptr;
   switch (type) {
-    case quant::GgmlType::Q4_K: return repack_rows<repack_q4_k, sizeof(quant::block_q4_K)>;
+    case quant::GgmlType::Q4_K: return repack_rows<repack_nibbles<quant::block_q4_K, kK4Index>, sizeof(quant::block_q4_K)>;
     case quant::GgmlType::Q5_K: return repack_rows<repack_q5_k, sizeof(quant::block_q5_K)>;
     case quant::GgmlType::Q6_K: return repack_rows<repack_q6_k, sizeof(quant::block_q6_K)>;
-    case quant::GgmlType::IQ4_XS: return repack_rows<repack_iq4_xs, sizeof(quant::block_iq4_xs)>;
+    case quant::GgmlType::IQ4_XS: return repack_rows<repack_nibbles<quant::block_iq4_xs, kBlockNibbleIndex>, sizeof(quant::block_iq4_xs)>;
     case quant::GgmlType::Q8_0: return repack_rows<repack_q8_0, 8 * sizeof(quant::block_q8_0)>;
     default: return nullptr;
   }
