@@ -1,12 +1,14 @@
 // Google Benchmark: single-row matrix products (GEMV, the decode step's matmul) through
 // kernels::matmul on one thread, for the weight types of the common mixes, and the same with 4
-// and 8 activation rows (/rows:N: a decode step of N sequences, weights read once). Two sizes: a matrix
-// that fits in L2 (512 x 2048: the kernel's compute speed) and one far larger than L3
+// and 8 activation rows (/rows:N: a decode step of N sequences, weights read once). Three sizes: a matrix
+// that fits in L2 (512 x 2048: the kernel's compute speed; /l2wide: 96 x 8192, rows longer
+// than L1 holds) and one far larger than L3
 // (16384 x 4096: what decode meets, bound by memory bandwidth). Bytes processed = weight bytes
 // read per call, so the DRAM rows compare directly with `hearth bench --bandwidth` (1 thread).
 // /lanes: the weights repacked into the lane layout first (kernels/gemm.h), as the model
-// loader does on a CPU path with lane-layout kernels.
-// Names: BM_Gemv/<type>/<l2|dram>[/rows:N][/lanes]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
+// loader does on a CPU path with lane-layout kernels; /x16: into the x16 layout (16 rows
+// interleaved), as it does for Q4_K and Q6_K where the path has x16 kernels.
+// Names: BM_Gemv/<type>/<l2|l2wide|dram>[/rows:N][/lanes|/x16]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -23,7 +25,9 @@ namespace {
 
 using hearth::quant::GgmlType;
 
-void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in, int64_t n_rows, bool lanes) {
+enum class Layout { natural, lanes, x16 };
+
+void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in, int64_t n_rows, Layout layout) {
   const auto& tr = hearth::quant::traits(type);
   const size_t row_bytes = hearth::quant::row_size(type, n_in);
   // 64 distinct quantized rows repeated over the matrix (quantizing every row would take seconds).
@@ -44,7 +48,16 @@ void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in
   std::vector<float> x(static_cast<size_t>(n_in * n_rows)), y(static_cast<size_t>(n_out * n_rows));
   for (float& v : x) v = dist(rng);
   hearth::kernels::MatrixView view{type, n_in, n_out, w.data(), row_bytes};
-  if (lanes) {
+  if (layout == Layout::x16) {
+    if (!hearth::kernels::gemm::prefers_x16_layout(type, n_in, n_out)) {
+      state.SkipWithError("no x16 kernel for this type on this CPU path");
+      return;
+    }
+    for (int64_t r = 0; r < n_out; r += hearth::kernels::gemm::kX16Rows)
+      hearth::kernels::gemm::to_x16(type, view.row(r), w.data() + r * row_bytes, n_in);
+    view.layout = hearth::kernels::WeightLayout::x16;
+  }
+  if (layout == Layout::lanes) {
     if (!hearth::kernels::gemm::prefers_lane_layout(type, n_in)) {
       state.SkipWithError("no lane-layout kernel for this type on this CPU path");
       return;
@@ -65,11 +78,14 @@ const bool kRegistered = [] {
   const GgmlType types[] = {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::IQ4_XS};
   for (GgmlType t : types) {
     const std::string name = std::string("BM_Gemv/") + std::string(hearth::quant::type_name(t));
-    for (const bool lanes : {false, true})
+    for (const Layout layout : {Layout::natural, Layout::lanes, Layout::x16})
       for (const int64_t rows : {1, 4, 8}) {
-        const std::string suffix = (rows == 1 ? "" : "/rows:" + std::to_string(rows)) + (lanes ? "/lanes" : "");
-        benchmark::RegisterBenchmark((name + "/l2" + suffix).c_str(), BM_Gemv, t, 512, 2048, rows, lanes);
-        benchmark::RegisterBenchmark((name + "/dram" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows, lanes)->MinTime(1.0);
+        if (layout == Layout::x16 && t != GgmlType::Q4_K && t != GgmlType::Q6_K) continue;
+        const std::string suffix = (rows == 1 ? "" : "/rows:" + std::to_string(rows)) +
+                                   (layout == Layout::lanes ? "/lanes" : layout == Layout::x16 ? "/x16" : "");
+        benchmark::RegisterBenchmark((name + "/l2" + suffix).c_str(), BM_Gemv, t, 512, 2048, rows, layout);
+        benchmark::RegisterBenchmark((name + "/l2wide" + suffix).c_str(), BM_Gemv, t, 96, 8192, rows, layout);
+        benchmark::RegisterBenchmark((name + "/dram" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows, layout)->MinTime(1.0);
       }
   }
   return true;

@@ -428,6 +428,7 @@ const TileKernels* tile_kernels(CpuPath path) {
 
 bool matmul_tiled(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64_t ldy, const ThreadPool& pool,
                   MatmulScratch& scratch) {
+  if (w.layout == WeightLayout::x16) return matmul_x16(w, x, n_rows, y, ldy, pool, scratch);
   const WeightFormat* fmt = weight_format(w.type);
   const TileKernels* tk = tile_kernels(active_cpu_path());
   if (fmt == nullptr || tk == nullptr || tk->tile == nullptr) return false;

@@ -137,6 +137,72 @@ bool prefers_lane_layout(quant::GgmlType type, int64_t n_in);
 /// w.data made writable by the caller. Throws Error if !has_lane_layout(w.type, w.n_in).
 void repack_to_lanes(const MatrixView& w, uint8_t* data, const ThreadPool& pool);
 
+/// The x16 layout (16 rows interleaved; repacked weights): the rows of a weight in groups of
+/// kX16Rows, each group stored as its 256-element chunks one after the other, chunk c holding
+/// the 16 rows' chunk c (the same bytes in total: a group is 16 rows long). Within a group chunk
+/// every 64-byte code record holds four consecutive codes of each row (lane i = row i), so one
+/// VPDPBUSD against a broadcast activation dword advances all 16 dot products and a row's
+/// result stays in its lane to the end: no per-chunk float vector per row and no horizontal
+/// sums. Types Q4_K and Q6_K (the Q4_K_M mix), n_in a multiple of 256, n_out of 16.
+///
+/// Group chunk bytes (u_i(e): unsigned code of element e of row i; Q6_K: its code + 32):
+///   Q4_K (2304 bytes): [0,32) d of rows 0..15 (f16), [32,64) dmin, [64,256) the 12 scale bytes
+///     as three words: word w of row i at 64 + 64w + 4i; [256,2304) 32 code records.
+///   Q6_K (3360 bytes): [0,32) d, [32,288) scales: sc_{2p+s} of row i at 32 + 32p + 2i + s;
+///     then for each run pair p at 288 + 384p: its four code records of the low 4 bits and two
+///     records of the high 2 bits: record h byte 4i+b, bits 2q..2q+1 = u_i(32p + 16h + 4q + b) >> 4.
+///   Code record q (q < 4) of run pair p (p < 8; Q4_K: at 256 + 256p + 64q), byte 4i+b: low
+///     nibble u_i(32p + 4q + b) & 15, high nibble u_i(32p + 16 + 4q + b) & 15.
+///   A kernel reads a group chunk from its first byte to its last.
+///
+/// Arithmetic (one float per row and activation row, chunk after chunk; the activation is the
+/// Q8_K row act_quantize_fn writes, with codes a_e, scale da and 16-element sums bsums[r]; the
+/// scale formulas are formats.md §2.3's): S_r = sum of u_e a_e over run r (16 elements),
+///   Q4_K: I = sum_j sc_j (S_2j + S_2j+1), M = sum_j m_j (bsums[2j] + bsums[2j+1]),
+///         acc = fma(I, d*da, acc), then acc = fma(-M, dmin*da, acc);
+///   Q6_K: I = sum_r sc_r S_r - 32 sum_r sc_r bsums[r], acc = fma(I, d*da, acc);
+/// exact integers (int32) converted to float once per chunk, as llama.cpp's K-quant dots do.
+/// Every x16 kernel (one activation row, a few, a prompt batch) computes exactly this, so a
+/// row's result does not depend on the batch it is in.
+inline constexpr int kX16Rows = 16;
+
+/// Whether weights of `type`, `n_out` rows of `n_in` elements, have the x16 layout.
+bool has_x16_layout(quant::GgmlType type, int64_t n_in, int64_t n_out);
+
+/// Bytes of one group chunk (16 rows x 256 elements) of `type` in the x16 layout.
+size_t x16_chunk_bytes(quant::GgmlType type);
+
+/// Rewrites 16 rows of `n_in` elements (the file's layout, contiguous: row_size(type, n_in)
+/// apart) into one x16 group at `group` (`rows` == `group` is allowed). Throws Error if the
+/// type has no x16 layout or n_in is not a positive multiple of 256.
+void to_x16(quant::GgmlType type, const void* rows, void* group, int64_t n_in);
+
+/// Row `i` (< 16) of an x16 group, written in the file's layout to `row` (row_size bytes).
+/// Throws as to_x16.
+void x16_row(quant::GgmlType type, const void* group, int i, void* row, int64_t n_in);
+
+/// Scalar reference of the x16 arithmetic above for one row in the file's layout and one Q8_K
+/// activation row of `n_in` elements.
+float x16_dot_ref(quant::GgmlType type, const void* row, const void* act_q8_K, int64_t n_in);
+
+/// y[j*ldy + i] = x16 product of row i of `group` (i < 16) and Q8_K activation row act[j]
+/// (j < n_act, 1 <= n_act <= kX16MaxAct), both `n_chunks` chunks long.
+using X16Fn = void (*)(const void* group, int64_t n_chunks, const void* const* act, int n_act, float* y, int64_t ldy);
+inline constexpr int kX16MaxAct = 4;
+
+/// Whether the active CPU path has an x16 kernel for `type` and a weight of that shape.
+bool prefers_x16_layout(quant::GgmlType type, int64_t n_in, int64_t n_out);
+
+/// Rewrites a whole weight (w.n_out rows, natural layout) into the x16 layout in place, groups
+/// split over `pool`. `data` is w.data made writable. Throws Error if !has_x16_layout.
+void repack_to_x16(const MatrixView& w, uint8_t* data, const ThreadPool& pool);
+
+/// matmul_tiled for weights in the x16 layout: activations quantized to Q8_K, then the active
+/// path's x16 kernel over every group and every kX16MaxAct activation rows. Returns false,
+/// doing nothing, where the path has no x16 kernel for the type.
+bool matmul_x16(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64_t ldy, const ThreadPool& pool,
+                MatmulScratch& scratch);
+
 /// Rewrites `n_rows` weight rows of `n_in` elements, `row_bytes` apart, into the lane layout in
 /// place; byte-identical to to_lane_layout on each row.
 using RepackFn = void (*)(uint8_t* data, int64_t n_rows, int64_t n_in, size_t row_bytes);
@@ -159,6 +225,8 @@ struct TileKernels {
   const GemvKernel* (*gemv_lanes)(quant::GgmlType type, int64_t n_in) = nullptr;
   /// This path's repacker for rows of `type` and `n_in` elements, or nullptr.
   RepackFn (*repack)(quant::GgmlType type, int64_t n_in) = nullptr;
+  /// This path's kernel for weights of `type` in the x16 layout, or nullptr.
+  X16Fn (*x16)(quant::GgmlType type) = nullptr;
 };
 
 /// The tile kernels of `path` (avx512: VNNI), or nullptr where the path has none (scalar, avx2).

@@ -690,8 +690,11 @@ void tile(const WeightFormat& fmt, int64_t n_chunks, const WChunk* const* w, int
 
 }  // namespace
 
+X16Fn x16_kernel(quant::GgmlType type);  // gemm_x16_avx512.cpp
+
 extern const TileKernels kTileKernels;
-const TileKernels kTileKernels{tile, kMaxW, kMaxA, fast_unpack, fast_gemv, fast_unpack_lanes, fast_gemv_lanes, fast_repack};
+const TileKernels kTileKernels{tile,      kMaxW,           kMaxA,           fast_unpack, fast_gemv, fast_unpack_lanes,
+                               fast_gemv_lanes, fast_repack, x16_kernel};
 
 }  // namespace hearth::kernels::gemm::avx512
 

@@ -9,6 +9,18 @@
 #include "kernels/gemm.h"
 
 namespace hearth::kernels {
+namespace {
+
+/// Row `i` of a repacked weight in the file's layout (row_bytes bytes at `out`).
+void natural_row(const MatrixView& w, int64_t i, uint8_t* out) {
+  if (w.layout == WeightLayout::x16) {
+    gemm::x16_row(w.type, w.row(i - i % gemm::kX16Rows), static_cast<int>(i % gemm::kX16Rows), out, w.n_in);
+  } else {
+    gemm::from_lane_layout(w.type, w.row(i), out, w.n_in);
+  }
+}
+
+}  // namespace
 
 void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64_t ldy, const ThreadPool& pool,
             MatmulScratch& scratch) {
@@ -28,14 +40,14 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64
   // Tiles of output rows: a tile of weight rows stays in cache while every activation row
   // passes over it. 16 rows keep the floats each thread writes on separate cache lines.
   constexpr int64_t kTile = 16;
-  if (w.layout == WeightLayout::lanes) {
-    // Repacked rows on a path without lane-layout kernels: each row back to the file's layout.
+  if (w.layout != WeightLayout::natural) {
+    // Repacked rows on a path without kernels for their layout: each row back to the file's layout.
     pool.parallel_for(
         w.n_out,
         [&](int64_t o0, int64_t o1) {
           std::vector<uint8_t> natural(w.row_bytes);
           for (int64_t o = o0; o < o1; ++o) {
-            gemm::from_lane_layout(w.type, w.row(o), natural.data(), w.n_in);
+            natural_row(w, o, natural.data());
             for (int64_t r = 0; r < n_rows; ++r) y[r * ldy + o] = dot(w.n_in, natural.data(), act + static_cast<size_t>(r) * act_row);
           }
         },
@@ -60,9 +72,9 @@ void matmul(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64
 void get_row(const MatrixView& w, int64_t i, float* out) {
   const quant::TypeTraits& t = quant::traits(w.type);
   if (t.to_float == nullptr) throw Error(std::string("cannot convert tensors of type ") + t.name + " to float");
-  if (w.layout == WeightLayout::lanes) {
+  if (w.layout != WeightLayout::natural) {
     std::vector<uint8_t> natural(w.row_bytes);
-    gemm::from_lane_layout(w.type, w.row(i), natural.data(), w.n_in);
+    natural_row(w, i, natural.data());
     t.to_float(natural.data(), out, w.n_in);
     return;
   }

@@ -13,8 +13,9 @@
 namespace hearth::kernels {
 
 /// How a weight's rows are laid out: as in the file, or repacked at load time into the lane
-/// layout of kernels/gemm.h (same bytes per row, codes permuted within each 256-element chunk).
-enum class WeightLayout : uint8_t { natural, lanes };
+/// layout of kernels/gemm.h (same bytes per row, codes permuted within each 256-element chunk)
+/// or its x16 layout (groups of 16 rows interleaved; a group's bytes start at row(16g)).
+enum class WeightLayout : uint8_t { natural, lanes, x16 };
 
 /// A 2-D weight {n_in, n_out} in ggml order: n_out rows of n_in elements of `type`, each row
 /// `row_bytes` apart. Views point into the mmap'd file.

@@ -35,12 +35,18 @@ void Weights::check_shape(const gguf::TensorInfo& t, std::vector<int64_t> ne) co
 
 namespace {
 
-/// gguf::File layout tag of weights in kernels::WeightLayout::lanes.
-constexpr uint8_t kLanesTag = 1;
+/// gguf::File layout tags of weights in kernels::WeightLayout::lanes and ::x16.
+constexpr uint8_t kLanesTag = 1, kX16Tag = 2;
 
+/// HEARTH_REPACK: "0" keeps the file's layout, "lanes" allows only the lane layout (to compare
+/// the two), anything else (or unset) both.
 bool repack_enabled() {
   const char* v = std::getenv("HEARTH_REPACK");
   return v == nullptr || std::string_view(v) != "0";
+}
+bool x16_enabled() {
+  const char* v = std::getenv("HEARTH_REPACK");
+  return v == nullptr || std::string_view(v) != "lanes";
 }
 
 /// Whether a file of `bytes` may be repacked: repacked pages are private copies that stay
@@ -62,21 +68,27 @@ kernels::MatrixView Weights::view(const gguf::TensorInfo& t) const {
   m.n_out = t.ne[1] * t.ne[2] * t.ne[3];
   m.data = file_.tensor_data(t).data();
   m.row_bytes = quant::row_size(t.type, t.ne[0]);
-  m.layout = file_.tensor_layout(t) == kLanesTag ? kernels::WeightLayout::lanes : kernels::WeightLayout::natural;
+  const uint8_t tag = file_.tensor_layout(t);
+  m.layout = tag == kLanesTag ? kernels::WeightLayout::lanes
+             : tag == kX16Tag ? kernels::WeightLayout::x16
+                              : kernels::WeightLayout::natural;
   return m;
 }
 
 kernels::MatrixView Weights::repacked_view(const gguf::TensorInfo& t) {
   kernels::MatrixView m = view(t);
-  if (m.layout != kernels::WeightLayout::natural || !repack_enabled() ||
-      !kernels::gemm::prefers_lane_layout(t.type, t.ne[0]) || !fits_resident(file_.file_size()))
-    return m;
+  if (m.layout != kernels::WeightLayout::natural || !repack_enabled() || !fits_resident(file_.file_size())) return m;
+  // The x16 layout where the path has its kernel (a stack of experts: 16-row groups within each
+  // expert), else the lane layout.
+  const bool x16 = x16_enabled() && kernels::gemm::prefers_x16_layout(t.type, t.ne[0], t.ne[1]);
+  if (!x16 && !kernels::gemm::prefers_lane_layout(t.type, t.ne[0])) return m;
   const kernels::ThreadPool pool(0);
-  const bool done = file_.rewrite_tensor(t, kLanesTag, [&](std::span<uint8_t> bytes) {
-    kernels::gemm::repack_to_lanes(m, bytes.data(), pool);
+  const bool done = file_.rewrite_tensor(t, x16 ? kX16Tag : kLanesTag, [&](std::span<uint8_t> bytes) {
+    if (x16) kernels::gemm::repack_to_x16(m, bytes.data(), pool);
+    else kernels::gemm::repack_to_lanes(m, bytes.data(), pool);
   });
   if (done) {
-    m.layout = kernels::WeightLayout::lanes;
+    m.layout = x16 ? kernels::WeightLayout::x16 : kernels::WeightLayout::lanes;
     repacked_bytes_ += t.nbytes;
   }
   return m;

@@ -14,9 +14,10 @@ namespace hearth::model {
 
 /// Hands out views of a file's tensors to an architecture. Matrices stay in the mapping;
 /// 1-D vectors (norm weights, rope factors) are F32 views, or F32 copies owned here when the
-/// file stores them in another type. Matrices whose type is multiplied faster in the lane
-/// layout on the active CPU path (kernels::gemm::prefers_lane_layout) are rewritten into it
-/// in place, once per mapping (gguf::File::rewrite_tensor), unless HEARTH_REPACK=0 or the file
+/// file stores them in another type. Matrices whose type is multiplied faster in a repacked
+/// layout on the active CPU path (kernels/gemm.h: the x16 layout where
+/// kernels::gemm::prefers_x16_layout, else the lane layout where prefers_lane_layout) are
+/// rewritten into it in place, once per mapping (gguf::File::rewrite_tensor), unless HEARTH_REPACK=0 or the file
 /// is larger than 3/4 of the machine's RAM (repacked pages stay resident; the file's can be
 /// dropped and read again).
 class Weights {
@@ -33,11 +34,11 @@ class Weights {
   /// Error as matrix().
   kernels::MatrixView expert_stack(const std::string& name, int64_t n_in, int64_t n_out, int64_t n_expert);
   /// The embedding table {n_embd, n_vocab}: as matrix() but only needs row conversion and is
-  /// never repacked itself; it has the lane layout if matrix() repacked the same tensor before
+  /// never repacked itself; it has a repacked layout if matrix() repacked the same tensor before
   /// (tied embeddings: ask for the output matrix first).
   kernels::MatrixView embedding(const std::string& name, int64_t n_embd, int64_t n_vocab);
 
-  /// Bytes of the matrices this object rewrote into the lane layout (in place: no extra memory).
+  /// Bytes of the matrices this object rewrote into a repacked layout (in place: no extra memory).
   uint64_t repacked_bytes() const { return repacked_bytes_; }
 
   /// The 1-D tensor `name` of `n` elements as F32. Throws Error if missing or mis-shaped.

@@ -348,6 +348,130 @@ TEST_P(Gemm, LaneLayoutMatmulGivesTheBitsOfTheFileLayout) {
   }
 }
 
+// ---- the x16 layout (16 rows interleaved) ----
+
+/// `w` (n_out a multiple of 16) rewritten into the x16 layout with the scalar to_x16.
+Weights to_x16_layout(const Weights& w) {
+  Weights x = w;
+  for (int64_t g = 0; g < w.view.n_out / kX16Rows; ++g)
+    to_x16(w.view.type, w.view.row(g * kX16Rows), x.data.data() + g * kX16Rows * w.view.row_bytes, w.view.n_in);
+  x.view.data = x.data.data();
+  x.view.layout = WeightLayout::x16;
+  return x;
+}
+
+/// Activation rows quantized to Q8_K with the active path's converter (as matmul does).
+std::vector<uint8_t> q8_K_rows(const std::vector<float>& x, int64_t n_in, int64_t n_rows) {
+  const size_t row = quant::row_size(GgmlType::Q8_K, n_in);
+  std::vector<uint8_t> q(row * static_cast<size_t>(n_rows));
+  for (int64_t r = 0; r < n_rows; ++r) act_quantize_fn(GgmlType::Q8_K)(x.data() + r * n_in, q.data() + r * row, n_in);
+  return q;
+}
+
+// The x16 layout moves every byte of 16 rows into one group and gives each row back exactly,
+// and only Q4_K / Q6_K weights of whole chunks and whole groups have it.
+TEST_P(Gemm, X16LayoutGivesEveryRowBack) {
+  const GgmlType type = GetParam();
+  const int64_t n_in = 768, n_out = 32;
+  if (!has_x16_layout(type, n_in, n_out)) {
+    EXPECT_THROW(to_x16(type, nullptr, nullptr, n_in), Error);
+    GTEST_SKIP() << "no x16 layout for " << traits(type).name;
+  }
+  EXPECT_FALSE(has_x16_layout(type, 288, n_out));
+  EXPECT_FALSE(has_x16_layout(type, n_in, 24));
+  std::mt19937 rng(37);
+  const Weights w = random_weights(type, n_in, n_out, rng);
+  const Weights x = to_x16_layout(w);
+  EXPECT_NE(x.data, w.data);
+  std::vector<uint8_t> row(w.view.row_bytes);
+  std::vector<float> a(static_cast<size_t>(n_in)), b(a.size());
+  for (int64_t o = 0; o < n_out; ++o) {
+    x16_row(type, x.view.row(o - o % kX16Rows), static_cast<int>(o % kX16Rows), row.data(), n_in);
+    ASSERT_EQ(std::memcmp(row.data(), w.view.row(o), row.size()), 0) << "row " << o;
+    get_row(w.view, o, a.data());
+    get_row(x.view, o, b.data());
+    ASSERT_EQ(a, b) << "row " << o;
+  }
+  std::vector<uint8_t> repacked = w.data;
+  repack_to_x16(w.view, repacked.data(), ThreadPool(2));
+  EXPECT_EQ(repacked, x.data);
+}
+
+// The x16 arithmetic is a dot product: its scalar reference agrees with the reference vec_dot
+// within the file's tolerance.
+TEST_P(Gemm, X16ReferenceMatchesScalarDots) {
+  const GgmlType type = GetParam();
+  const int64_t n_in = 1024, n_out = 16, n_rows = 3;
+  if (!has_x16_layout(type, n_in, n_out)) GTEST_SKIP() << "no x16 layout for " << traits(type).name;
+  std::mt19937 rng(41);
+  const Weights w = random_weights(type, n_in, n_out, rng);
+  const std::vector<float> x = random_acts(n_in, n_rows, rng);
+  std::vector<float> want;
+  std::vector<double> bound;
+  reference(w, x, n_rows, want, bound);
+  const std::vector<uint8_t> act = q8_K_rows(x, n_in, n_rows);
+  const size_t act_row = quant::row_size(GgmlType::Q8_K, n_in);
+  for (int64_t r = 0; r < n_rows; ++r)
+    for (int64_t o = 0; o < n_out; ++o)
+      ASSERT_NEAR(x16_dot_ref(type, w.view.row(o), act.data() + r * act_row, n_in), want[r * n_out + o],
+                  2 * bound[r * n_out + o])
+          << "row " << r << " out " << o;
+}
+
+// Every CPU path's x16 kernel gives the scalar reference's bits for 1 .. kX16MaxAct activation
+// rows, and matmul on x16 weights gives them for every batch size (one row alone, a decode step
+// of several sequences, a prompt), where the active path has the kernel; elsewhere the rows are
+// converted back and agree with the scalar dots.
+TEST_P(Gemm, X16KernelsGiveTheReferenceBits) {
+  const GgmlType type = GetParam();
+  const int64_t n_in = 2304, n_out = 48;
+  if (!has_x16_layout(type, n_in, n_out)) GTEST_SKIP() << "no x16 layout for " << traits(type).name;
+  std::mt19937 rng(43);
+  const Weights w = random_weights(type, n_in, n_out, rng);
+  const Weights xw = to_x16_layout(w);
+  const int64_t max_rows = 2 * kMaxGemvAct + 3;
+  const std::vector<float> x = random_acts(n_in, max_rows, rng);
+  const std::vector<uint8_t> act = q8_K_rows(x, n_in, max_rows);
+  const size_t act_row = quant::row_size(GgmlType::Q8_K, n_in);
+  std::vector<float> ref(static_cast<size_t>(max_rows * n_out));
+  for (int64_t r = 0; r < max_rows; ++r)
+    for (int64_t o = 0; o < n_out; ++o) ref[r * n_out + o] = x16_dot_ref(type, w.view.row(o), act.data() + r * act_row, n_in);
+  for (int p = 0; p < kCpuPathCount; ++p) {
+    const auto path = static_cast<CpuPath>(p);
+    const TileKernels* tk = tile_kernels(path);
+    if (tk == nullptr || tk->x16 == nullptr || tk->x16(type) == nullptr || !cpu_supports(path)) continue;
+    for (int n_act = 1; n_act <= kX16MaxAct; ++n_act) {
+      const void* ap[kX16MaxAct];
+      for (int j = 0; j < n_act; ++j) ap[j] = act.data() + (5 + j) * act_row;
+      std::vector<float> y(static_cast<size_t>(n_act * 20), -7.0f);
+      tk->x16(type)(xw.view.row(16), n_in / kChunk, ap, n_act, y.data(), 20);
+      for (int j = 0; j < n_act; ++j) {
+        for (int i = 0; i < kX16Rows; ++i)
+          ASSERT_EQ(y[j * 20 + i], ref[(5 + j) * n_out + 16 + i]) << cpu_path_name(path) << " n_act " << n_act << " row " << i;
+        for (int i = kX16Rows; i < 20; ++i) ASSERT_EQ(y[j * 20 + i], -7.0f) << "wrote past the group";
+      }
+    }
+  }
+  const bool kernel = prefers_x16_layout(type, n_in, n_out);
+  std::vector<float> want;
+  std::vector<double> bound;
+  if (!kernel) reference(w, x, max_rows, want, bound);
+  const ThreadPool pool(2);
+  MatmulScratch scratch;
+  const int64_t ldy = n_out + 5;
+  for (int64_t n = 1; n <= max_rows; ++n) {
+    std::vector<float> y(static_cast<size_t>(n * ldy), -7.0f);
+    matmul(xw.view, x.data(), n, y.data(), ldy, pool, scratch);
+    for (int64_t r = 0; r < n; ++r) {
+      for (int64_t o = 0; o < n_out; ++o) {
+        if (kernel) ASSERT_EQ(y[r * ldy + o], ref[r * n_out + o]) << n << " rows: row " << r << " out " << o;
+        else ASSERT_NEAR(y[r * ldy + o], want[r * n_out + o], 2 * bound[r * n_out + o]) << n << " rows: row " << r;
+      }
+      for (int64_t o = n_out; o < ldy; ++o) ASSERT_EQ(y[r * ldy + o], -7.0f) << "wrote past n_out";
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, Gemm, testing::ValuesIn(kTypes),
                          [](const testing::TestParamInfo<GgmlType>& i) { return std::string(traits(i.param).name); });
 
