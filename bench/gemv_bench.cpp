@@ -4,11 +4,12 @@
 // that fits in L2 (512 x 2048: the kernel's compute speed; /l2wide: 96 x 8192, rows longer
 // than L1 holds) and one far larger than L3
 // (16384 x 4096: what decode meets, bound by memory bandwidth). Bytes processed = weight bytes
-// read per call, so the DRAM rows compare directly with `hearth bench --bandwidth` (1 thread).
+// read per call, so the DRAM rows compare directly with `hearth bench --bandwidth` (1 thread;
+// /t2: 2 threads, real time).
 // /lanes: the weights repacked into the lane layout first (kernels/gemm.h), as the model
 // loader does on a CPU path with lane-layout kernels; /x16: into the x16 layout (16 rows
 // interleaved), as it does for Q4_K and Q6_K where the path has x16 kernels.
-// Names: BM_Gemv/<type>/<l2|l2wide|dram>[/rows:N][/lanes|/x16]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
+// Names: BM_Gemv/<type>/<l2|l2wide|dram|dram/t2>[/rows:N][/lanes|/x16]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -27,7 +28,8 @@ using hearth::quant::GgmlType;
 
 enum class Layout { natural, lanes, x16 };
 
-void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in, int64_t n_rows, Layout layout) {
+void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in, int64_t n_rows, Layout layout,
+             int n_threads) {
   const auto& tr = hearth::quant::traits(type);
   const size_t row_bytes = hearth::quant::row_size(type, n_in);
   // 64 distinct quantized rows repeated over the matrix (quantizing every row would take seconds).
@@ -65,7 +67,7 @@ void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in
     for (int64_t r = 0; r < n_out; ++r) hearth::kernels::gemm::to_lane_layout(type, view.row(r), w.data() + r * row_bytes, n_in);
     view.layout = hearth::kernels::WeightLayout::lanes;
   }
-  const hearth::kernels::ThreadPool pool(1);
+  const hearth::kernels::ThreadPool pool(n_threads);
   hearth::kernels::MatmulScratch scratch;
   for (auto _ : state) {
     hearth::kernels::matmul(view, x.data(), n_rows, y.data(), n_out, pool, scratch);
@@ -83,9 +85,12 @@ const bool kRegistered = [] {
         if (layout == Layout::x16 && t != GgmlType::Q4_K && t != GgmlType::Q6_K) continue;
         const std::string suffix = (rows == 1 ? "" : "/rows:" + std::to_string(rows)) +
                                    (layout == Layout::lanes ? "/lanes" : layout == Layout::x16 ? "/x16" : "");
-        benchmark::RegisterBenchmark((name + "/l2" + suffix).c_str(), BM_Gemv, t, 512, 2048, rows, layout);
-        benchmark::RegisterBenchmark((name + "/l2wide" + suffix).c_str(), BM_Gemv, t, 96, 8192, rows, layout);
-        benchmark::RegisterBenchmark((name + "/dram" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows, layout)->MinTime(1.0);
+        benchmark::RegisterBenchmark((name + "/l2" + suffix).c_str(), BM_Gemv, t, 512, 2048, rows, layout, 1);
+        benchmark::RegisterBenchmark((name + "/l2wide" + suffix).c_str(), BM_Gemv, t, 96, 8192, rows, layout, 1);
+        benchmark::RegisterBenchmark((name + "/dram" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows, layout, 1)->MinTime(1.0);
+        benchmark::RegisterBenchmark((name + "/dram/t2" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows, layout, 2)
+            ->MinTime(1.0)
+            ->UseRealTime();
       }
   }
   return true;

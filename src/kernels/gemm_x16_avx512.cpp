@@ -47,6 +47,13 @@ inline __m512i bcast(const void* p) {
   std::memcpy(&v, p, 4);
   return _mm512_set1_epi32(v);
 }
+/// acc + VPDPBUSD(w, the four activation bytes at p broadcast to every lane), the broadcast
+/// folded into the instruction's memory operand ({1to16}: done by the load, no shuffle µop;
+/// GCC 12 does not fold _mm512_set1_epi32 of a load into VPDPBUSD by itself).
+inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const void* p) {
+  asm("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*static_cast<const int32_t*>(p)));
+  return acc;
+}
 inline __m512 f16x16(const uint8_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
 
 template <class F, int... J>
@@ -94,8 +101,8 @@ void q4_K_x16(const void* group, int64_t n_chunks, const void* const* act, float
             const __m512i x = loadu(g + 256 + 64 * (4 * j + q));
             const __m512i lo = _mm512_and_si512(x, m4), hi = _mm512_and_si512(_mm512_srli_epi16(x, 4), m4);
             for (int k = 0; k < NA; ++k) {
-              slo[k] = _mm512_dpbusd_epi32(slo[k], lo, bcast(a[k][c].qs + 32 * j + 4 * q));
-              shi[k] = _mm512_dpbusd_epi32(shi[k], hi, bcast(a[k][c].qs + 32 * j + 16 + 4 * q));
+              slo[k] = dpbusd_bcast(slo[k], lo, a[k][c].qs + 32 * j + 4 * q);
+              shi[k] = dpbusd_bcast(shi[k], hi, a[k][c].qs + 32 * j + 16 + 4 * q);
             }
           }
           for (int k = 0; k < NA; ++k) {
@@ -155,8 +162,8 @@ void q6_K_x16(const void* group, int64_t n_chunks, const void* const* act, float
                 const __m512i ve = _mm512_or_si512(_mm512_and_si512(x, m4), _mm512_and_si512(high_bits<q>(qh0), m30));
                 const __m512i vo = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(x, 4), m4), _mm512_and_si512(high_bits<q>(qh1), m30));
                 for (int k = 0; k < NA; ++k) {
-                  se[k] = _mm512_dpbusd_epi32(se[k], ve, bcast(a[k][c].qs + 32 * p + 4 * q));
-                  so[k] = _mm512_dpbusd_epi32(so[k], vo, bcast(a[k][c].qs + 32 * p + 16 + 4 * q));
+                  se[k] = dpbusd_bcast(se[k], ve, a[k][c].qs + 32 * p + 4 * q);
+                  so[k] = dpbusd_bcast(so[k], vo, a[k][c].qs + 32 * p + 16 + 4 * q);
                 }
               },
               std::make_integer_sequence<int, 4>{});
