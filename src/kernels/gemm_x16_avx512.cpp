@@ -41,7 +41,7 @@ namespace {
 using quant::block_q8_K;
 
 inline __m512i loadu(const uint8_t* p) { return _mm512_loadu_si512(p); }
-/// Four activation bytes (or two int16 sums) broadcast to every lane.
+/// Four bytes (two int16 activation sums) broadcast to every lane.
 inline __m512i bcast(const void* p) {
   int32_t v;
   std::memcpy(&v, p, 4);
