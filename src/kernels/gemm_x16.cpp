@@ -30,6 +30,12 @@ void check(GgmlType type, int64_t n_in) {
                 " elements");
 }
 
+/// The active CPU path's x16 kernel for `type`, or nullptr.
+X16Fn active_x16_kernel(GgmlType type) {
+  const TileKernels* tk = tile_kernels(active_cpu_path());
+  return tk != nullptr && tk->x16 != nullptr ? tk->x16(type) : nullptr;
+}
+
 /// Unsigned codes u[256] of one block (Q6_K: code + 32).
 void codes_q4_K(const quant::block_q4_K& b, uint8_t* u) {
   for (int e = 0; e < kChunk; ++e) {
@@ -221,9 +227,7 @@ float x16_dot_ref(quant::GgmlType type, const void* row, const void* act_q8_K, i
 }
 
 bool prefers_x16_layout(quant::GgmlType type, int64_t n_in, int64_t n_out) {
-  if (!has_x16_layout(type, n_in, n_out)) return false;
-  const TileKernels* tk = tile_kernels(active_cpu_path());
-  return tk != nullptr && tk->x16 != nullptr && tk->x16(type) != nullptr;
+  return has_x16_layout(type, n_in, n_out) && active_x16_kernel(type) != nullptr;
 }
 
 void repack_to_x16(const MatrixView& w, uint8_t* data, const ThreadPool& pool) {
@@ -240,8 +244,7 @@ void repack_to_x16(const MatrixView& w, uint8_t* data, const ThreadPool& pool) {
 
 bool matmul_x16(const MatrixView& w, const float* x, int64_t n_rows, float* y, int64_t ldy, const ThreadPool& pool,
                 MatmulScratch& scratch) {
-  const TileKernels* tk = tile_kernels(active_cpu_path());
-  const X16Fn fn = tk != nullptr && tk->x16 != nullptr ? tk->x16(w.type) : nullptr;
+  const X16Fn fn = active_x16_kernel(w.type);
   const ActQuantizeFn quantize = act_quantize_fn(GgmlType::Q8_K);
   if (fn == nullptr || quantize == nullptr || !has_x16_layout(w.type, w.n_in, w.n_out)) return false;
   const size_t act_row = quant::row_size(GgmlType::Q8_K, w.n_in);

@@ -1,5 +1,5 @@
 // AVX-512 VNNI kernels for weights in the x16 layout (kernels/gemm.h), tested bit for bit
-// against gemm::x16_dot_ref in tests/kernels/gemm_x16_test.cpp.
+// against gemm::x16_dot_ref in tests/kernels/gemm_test.cpp (X16KernelsGiveTheReferenceBits).
 //
 // Lane i of every vector is weight row i of the group. Per 64-byte code record, one VPDPBUSD
 // per activation row adds four products of each of the 16 rows against one broadcast

@@ -38,15 +38,14 @@ namespace {
 /// gguf::File layout tags of weights in kernels::WeightLayout::lanes and ::x16.
 constexpr uint8_t kLanesTag = 1, kX16Tag = 2;
 
-/// HEARTH_REPACK: "0" keeps the file's layout, "lanes" allows only the lane layout (to compare
-/// the two), anything else (or unset) both.
-bool repack_enabled() {
+/// Which repacked layouts HEARTH_REPACK allows: "0" none (the file's layout), "lanes" only the
+/// lane layout (to compare the two), anything else (or unset) both.
+enum class RepackMode { off, lanes_only, all };
+RepackMode repack_mode() {
   const char* v = std::getenv("HEARTH_REPACK");
-  return v == nullptr || std::string_view(v) != "0";
-}
-bool x16_enabled() {
-  const char* v = std::getenv("HEARTH_REPACK");
-  return v == nullptr || std::string_view(v) != "lanes";
+  if (v == nullptr) return RepackMode::all;
+  const std::string_view s(v);
+  return s == "0" ? RepackMode::off : s == "lanes" ? RepackMode::lanes_only : RepackMode::all;
 }
 
 /// Whether a file of `bytes` may be repacked: repacked pages are private copies that stay
@@ -77,10 +76,11 @@ kernels::MatrixView Weights::view(const gguf::TensorInfo& t) const {
 
 kernels::MatrixView Weights::repacked_view(const gguf::TensorInfo& t) {
   kernels::MatrixView m = view(t);
-  if (m.layout != kernels::WeightLayout::natural || !repack_enabled() || !fits_resident(file_.file_size())) return m;
+  const RepackMode mode = repack_mode();
+  if (m.layout != kernels::WeightLayout::natural || mode == RepackMode::off || !fits_resident(file_.file_size())) return m;
   // The x16 layout where the path has its kernel (a stack of experts: 16-row groups within each
   // expert), else the lane layout.
-  const bool x16 = x16_enabled() && kernels::gemm::prefers_x16_layout(t.type, t.ne[0], t.ne[1]);
+  const bool x16 = mode == RepackMode::all && kernels::gemm::prefers_x16_layout(t.type, t.ne[0], t.ne[1]);
   if (!x16 && !kernels::gemm::prefers_lane_layout(t.type, t.ne[0])) return m;
   const kernels::ThreadPool pool(0);
   const bool done = file_.rewrite_tensor(t, x16 ? kX16Tag : kLanesTag, [&](std::span<uint8_t> bytes) {

@@ -17,9 +17,10 @@ namespace hearth::model {
 /// file stores them in another type. Matrices whose type is multiplied faster in a repacked
 /// layout on the active CPU path (kernels/gemm.h: the x16 layout where
 /// kernels::gemm::prefers_x16_layout, else the lane layout where prefers_lane_layout) are
-/// rewritten into it in place, once per mapping (gguf::File::rewrite_tensor), unless HEARTH_REPACK=0 or the file
-/// is larger than 3/4 of the machine's RAM (repacked pages stay resident; the file's can be
-/// dropped and read again).
+/// rewritten into it in place, once per mapping (gguf::File::rewrite_tensor), unless
+/// HEARTH_REPACK=0 (HEARTH_REPACK=lanes: the lane layout only) or the file is larger than 3/4
+/// of the machine's RAM (repacked pages stay resident; the file's can be dropped and read
+/// again).
 class Weights {
  public:
   explicit Weights(const gguf::File& file) : file_(file) {}
