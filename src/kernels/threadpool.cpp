@@ -4,6 +4,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <exception>
 #include <thread>
 
 namespace hearth::kernels {
@@ -67,6 +68,19 @@ void ThreadPool::run_on_all(const std::function<void(int)>& fn) const {
     const IndexScope scope(omp_get_thread_num());
     fn(omp_get_thread_num());
   }
+}
+
+void run_on_fresh_thread(const std::function<void()>& fn) {
+  std::exception_ptr error;
+  std::thread worker([&] {
+    try {
+      fn();
+    } catch (...) {
+      error = std::current_exception();
+    }
+  });
+  worker.join();
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace hearth::kernels

@@ -35,4 +35,13 @@ class ThreadPool {
   int n_threads_;
 };
 
+/// Runs fn() on a new thread, waits for it, and rethrows whatever fn throws. Use it for one-off
+/// parallel work (loading and repacking a model) started from a thread that does not compute
+/// otherwise, such as a server's HTTP worker. libgomp keeps the OpenMP team of every thread that
+/// opened a parallel region until that thread exits; while it manages more threads than there are
+/// cores it spin-waits only ~100 iterations at a barrier (`gomp_throttled_spin_count_var`,
+/// libgomp env.c) before sleeping on a futex, so a leftover team slows every later region of the
+/// threads that do compute. A thread that exits takes its team with it.
+void run_on_fresh_thread(const std::function<void()>& fn);
+
 }  // namespace hearth::kernels

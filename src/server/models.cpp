@@ -6,6 +6,7 @@
 #include <map>
 
 #include "chat/formats.h"
+#include "kernels/threadpool.h"
 #include "model/embedded.h"
 #include "plan/plan.h"
 #include "quant/mix.h"
@@ -279,8 +280,11 @@ ModelRegistry::Lease ModelRegistry::acquire(const std::shared_ptr<ModelEntry>& e
     }
   }
   const auto t0 = std::chrono::steady_clock::now();
-  std::shared_ptr<const model::Model> m =
-      entry->path.empty() ? model::Model::load_default() : model::Model::load(entry->path);
+  // Loaded on a thread of its own: the OpenMP team that repacks the weights leaves with it, so the
+  // engine's compute threads keep spin-waiting (kernels::run_on_fresh_thread).
+  std::shared_ptr<const model::Model> m;
+  kernels::run_on_fresh_thread(
+      [&] { m = entry->path.empty() ? model::Model::load_default() : model::Model::load(entry->path); });
   bool builtin = false;
   auto loaded = std::make_shared<LoadedModel>(
       options_.chat_template.empty() ? model_chat_template(*m, builtin) : override_template(*m, options_.chat_template));

@@ -2,11 +2,17 @@
 // references written from architectures.md §1, on random inputs.
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <iterator>
 #include <numeric>
 #include <random>
+#include <thread>
 #include <vector>
 
+#include "hearth/error.h"
 #include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -298,6 +304,34 @@ TEST(ThreadPool, CoversTheRangeOnce) {
       for (int64_t i = b; i < e; ++i) ++hits[i];
     }, 16);
     for (int h : hits) EXPECT_EQ(h, 1);
+  }
+}
+
+// The number of threads of this process (entries of /proc/self/task).
+size_t process_threads() {
+  return static_cast<size_t>(std::distance(std::filesystem::directory_iterator("/proc/self/task"),
+                                           std::filesystem::directory_iterator{}));
+}
+
+TEST(ThreadPool, FreshThreadTakesItsOpenMpTeamWithIt) {
+  const size_t before = process_threads();
+  std::thread::id ran_on;
+  std::atomic<int> calls{0};
+  run_on_fresh_thread([&] {
+    ran_on = std::this_thread::get_id();
+    ThreadPool(3).parallel_for(300, [&](int64_t, int64_t) { ++calls; });
+  });
+  EXPECT_EQ(calls.load(), 3);
+  EXPECT_NE(ran_on, std::this_thread::get_id());
+  // The team's two workers leave with the thread; they exit asynchronously, so give them 5 s.
+  for (int i = 0; i < 500 && process_threads() != before; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(process_threads(), before);
+
+  try {
+    run_on_fresh_thread([] { throw Error("repacking failed"); });
+    FAIL() << "the exception was lost";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "repacking failed");
   }
 }
 
