@@ -1,15 +1,16 @@
 // Google Benchmark: single-row matrix products (GEMV, the decode step's matmul) through
 // kernels::matmul on one thread, for the weight types of the common mixes, and the same with 4
-// and 8 activation rows (/rows:N: a decode step of N sequences, weights read once). Three sizes: a matrix
+// and 8 activation rows (/rows:N: a decode step of N sequences, weights read once). Sizes: a matrix
 // that fits in L2 (512 x 2048: the kernel's compute speed; /l2wide: 96 x 8192, rows longer
-// than L1 holds) and one far larger than L3
-// (16384 x 4096: what decode meets, bound by memory bandwidth). Bytes processed = weight bytes
+// than L1 holds) and ones larger than L3 (/dram: 16384 x 4096, 38 MB in Q4_K, about a 32 MB L3;
+// /big: 65536 x 4096, 151 MB in Q4_K, so none of it is still cached on the next call, as for a
+// model's weights in decode: bound by memory bandwidth). Bytes processed = weight bytes
 // read per call, so the DRAM rows compare directly with `hearth bench --bandwidth` (1 thread;
 // /t2: 2 threads, real time).
 // /lanes: the weights repacked into the lane layout first (kernels/gemm.h), as the model
 // loader does on a CPU path with lane-layout kernels; /x16: into the x16 layout (16 rows
 // interleaved), as it does for Q4_K and Q6_K where the path has x16 kernels.
-// Names: BM_Gemv/<type>/<l2|l2wide|dram|dram/t2>[/rows:N][/lanes|/x16]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
+// Names: BM_Gemv/<type>/<l2|l2wide|dram|dram/t2|big/t2>[/rows:N][/lanes|/x16]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -89,6 +90,9 @@ const bool kRegistered = [] {
         benchmark::RegisterBenchmark((name + "/l2wide" + suffix).c_str(), BM_Gemv, t, 96, 8192, rows, layout, 1);
         benchmark::RegisterBenchmark((name + "/dram" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows, layout, 1)->MinTime(1.0);
         benchmark::RegisterBenchmark((name + "/dram/t2" + suffix).c_str(), BM_Gemv, t, 16384, 4096, rows, layout, 2)
+            ->MinTime(1.0)
+            ->UseRealTime();
+        benchmark::RegisterBenchmark((name + "/big/t2" + suffix).c_str(), BM_Gemv, t, 65536, 4096, rows, layout, 2)
             ->MinTime(1.0)
             ->UseRealTime();
       }
