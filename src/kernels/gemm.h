@@ -165,6 +165,8 @@ void repack_to_lanes(const MatrixView& w, uint8_t* data, const ThreadPool& pool)
 /// Every x16 kernel (one activation row, a few, a prompt batch) computes exactly this, so a
 /// row's result does not depend on the batch it is in.
 inline constexpr int kX16Rows = 16;
+/// Bytes of one group chunk (16 rows x 256 elements) of Q4_K and of Q6_K in the x16 layout.
+inline constexpr size_t kX16ChunkQ4K = 2304, kX16ChunkQ6K = 3360;
 
 /// Whether weights of `type`, `n_out` rows of `n_in` elements, have the x16 layout.
 bool has_x16_layout(quant::GgmlType type, int64_t n_in, int64_t n_out);

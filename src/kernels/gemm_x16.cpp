@@ -17,8 +17,8 @@ namespace {
 
 using quant::GgmlType;
 
-constexpr size_t kQ4KGroupChunk = 16 * sizeof(quant::block_q4_K);  // 2304
-constexpr size_t kQ6KGroupChunk = 16 * sizeof(quant::block_q6_K);  // 3360
+static_assert(kX16ChunkQ4K == kX16Rows * sizeof(quant::block_q4_K) &&
+              kX16ChunkQ6K == kX16Rows * sizeof(quant::block_q6_K));
 // Where the code records of run pair p start (gemm.h): Q4_K 256 + 256p; Q6_K 288 + 384p, its
 // four low-bit records followed by its two high-bit records.
 constexpr size_t kQ4KCodes = 256, kQ4KPairBytes = 256;
@@ -162,7 +162,7 @@ bool has_x16_layout(quant::GgmlType type, int64_t n_in, int64_t n_out) {
 }
 
 size_t x16_chunk_bytes(quant::GgmlType type) {
-  return type == GgmlType::Q4_K ? kQ4KGroupChunk : type == GgmlType::Q6_K ? kQ6KGroupChunk : 0;
+  return type == GgmlType::Q4_K ? kX16ChunkQ4K : type == GgmlType::Q6_K ? kX16ChunkQ6K : 0;
 }
 
 void to_x16(quant::GgmlType type, const void* rows, void* group, int64_t n_in) {

@@ -57,10 +57,12 @@ inline __m512i dpbusd_bcast(__m512i acc, __m512i w, const void* p) {
 /// Group chunks read ahead by software prefetch in the kernels of two or more activation rows.
 /// With four rows the kernel computes about as long as DRAM takes to deliver a chunk, and the
 /// hardware prefetcher alone did not overlap the two: BM_Gemv/Q4_K/big/t2/rows:4/x16 (151 MB,
-/// two threads) took 1.6-1.8x the one-row time without it and 0.9-1.1x with it, alternated in
+/// two threads) took 1.6-1.8x the one-row time without it and 1.0-1.2x with it, alternated in
 /// one session; one chunk ahead helped less, four no more. The one-row kernel is left to the
 /// hardware prefetcher: prefetching there made `hearth bench` tg64 ~10% slower.
 constexpr int64_t kPrefetchChunks = 2;
+/// 64-byte lines of a Q6_K group chunk (the last one half used).
+constexpr int kQ6KChunkLines = static_cast<int>((kX16ChunkQ6K + 63) / 64);
 /// PREFETCHT0 as a volatile asm statement, which GCC's scheduler does not move code across: with
 /// _mm_prefetch it gathered a chunk's 36 prefetches at the chunk's start, and the load benchmark
 /// (4 slots) gave 38-42 t/s against 49-51 t/s with them interleaved, one per code record.
@@ -84,8 +86,8 @@ void q4_K_x16(const void* group, int64_t n_chunks, const void* const* act, float
   const __m512i m4 = _mm512_set1_epi8(0x0F), m6 = _mm512_set1_epi32(0x3F), low4 = _mm512_set1_epi32(0x0F),
                 high2 = _mm512_set1_epi32(0x30);
   for (int64_t c = 0; c < n_chunks; ++c) {
-    const uint8_t* g = base + c * 2304;
-    const uint8_t* ahead = g + kPrefetchChunks * 2304;  // 36 lines: one per code record, four headers
+    const uint8_t* g = base + c * kX16ChunkQ4K;
+    const uint8_t* ahead = g + kPrefetchChunks * kX16ChunkQ4K;  // 36 lines: one per code record, four headers
     const __m512 d = f16x16(g), dmin = f16x16(g + 32);
     const __m512i w0 = loadu(g + 64), w1 = loadu(g + 128), w2 = loadu(g + 192);
     __m512i isum[NA], msum[NA];
@@ -155,8 +157,8 @@ void q6_K_x16(const void* group, int64_t n_chunks, const void* const* act, float
   for (int k = 0; k < NA; ++k) acc[k] = _mm512_setzero_ps();
   const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
   for (int64_t c = 0; c < n_chunks; ++c) {
-    const uint8_t* g = base + c * 3360;
-    const uint8_t* ahead = g + kPrefetchChunks * 3360;  // 53 lines, one or two per code record
+    const uint8_t* g = base + c * kX16ChunkQ6K;
+    const uint8_t* ahead = g + kPrefetchChunks * kX16ChunkQ6K;  // one or two lines per code record
     __m512i isum[NA];
     for (int k = 0; k < NA; ++k) isum[k] = _mm512_setzero_si512();
     unroll(
@@ -178,7 +180,7 @@ void q6_K_x16(const void* group, int64_t n_chunks, const void* const* act, float
                 constexpr int line = 4 * p + q;
                 if constexpr (NA >= 2) {
                   prefetch(ahead + 64 * line);
-                  if constexpr (line + 32 < 53) prefetch(ahead + 64 * (line + 32));
+                  if constexpr (line + 32 < kQ6KChunkLines) prefetch(ahead + 64 * (line + 32));
                 }
                 const __m512i x = loadu(pair + 64 * q);
                 const __m512i ve = _mm512_or_si512(_mm512_and_si512(x, m4), _mm512_and_si512(high_bits<q>(qh0), m30));
