@@ -100,7 +100,6 @@ struct UBatch {
 struct Scratch {
   std::vector<std::vector<float>> bufs;
   kernels::MatmulScratch matmul;
-  std::vector<float> rope_cache;
   kernels::MoeRouting moe;  ///< routing of the current MoE layer
   std::vector<int32_t> moe_position;                ///< inverse of moe.order
   std::vector<kernels::MoeMatmul> moe_jobs;         ///< expert products of one MoE stage

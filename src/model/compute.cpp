@@ -41,8 +41,22 @@ void Compute::embed(const kernels::MatrixView& table, float* x) {
   });
 }
 
+void Compute::rows_parallel(int64_t rows, int64_t width, const std::function<void(int64_t, int64_t)>& fn) {
+  // Serial for one row (a single-token decode step: a thread barrier would cost more than the
+  // row); otherwise blocks of at least kRowsGrainElems elements per thread. Each row is computed
+  // alone, so the split does not change the result.
+  constexpr int64_t kRowsGrainElems = 4096;
+  if (rows <= 1) {
+    fn(0, rows);
+    return;
+  }
+  pool().parallel_for(rows, fn, std::max<int64_t>(1, kRowsGrainElems / std::max<int64_t>(1, width)));
+}
+
 void Compute::rms_norm(const float* x, const float* w, int64_t width, float eps, float* y, int64_t rows) {
-  for (int64_t r = 0; r < rows; ++r) kernels::rms_norm(x + r * width, w, y + r * width, width, eps);
+  rows_parallel(rows, width, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) kernels::rms_norm(x + r * width, w, y + r * width, width, eps);
+  });
 }
 
 void Compute::rms_norm_heads(float* x, int n_heads, int head_dim, const float* w, float eps) {
@@ -58,12 +72,15 @@ void Compute::matmul(const kernels::MatrixView& w, const float* x, float* y, con
 }
 
 void Compute::rope(float* x, int n_heads, int head_dim, const kernels::RopeConfig& cfg) {
-  std::vector<float>& cache = state_.scratch.rope_cache;
-  cache.resize(static_cast<size_t>(cfg.n_rot));
-  for (int64_t t = 0; t < n(); ++t) {
-    kernels::rope_cache(cfg, batch_.pos[t], cache.data());
-    kernels::rope_apply(x + t * n_heads * head_dim, n_heads, head_dim, cfg, cache.data());
-  }
+  const int64_t width = int64_t{n_heads} * head_dim;
+  rows_parallel(n(), width, [&](int64_t t0, int64_t t1) {
+    thread_local std::vector<float> cache;  // one per thread: the threads rotate different tokens
+    cache.resize(static_cast<size_t>(cfg.n_rot));
+    for (int64_t t = t0; t < t1; ++t) {
+      kernels::rope_cache(cfg, batch_.pos[t], cache.data());
+      kernels::rope_apply(x + t * width, n_heads, head_dim, cfg, cache.data());
+    }
+  });
 }
 
 namespace {
@@ -74,11 +91,7 @@ namespace {
 /// from_float computes on x86), Q4_0 the reference quantizer (formats.md §3).
 void store_row(quant::GgmlType type, const float* x, uint8_t* row, int64_t n) {
   switch (type) {
-    case quant::GgmlType::F16: {
-      auto* h = reinterpret_cast<uint16_t*>(row);
-      for (int64_t i = 0; i < n; ++i) h[i] = quant::fp32_to_fp16(x[i]);
-      return;
-    }
+    case quant::GgmlType::F16:  // the active path's converter, byte-identical to fp32_to_fp16 (simd_test)
     case quant::GgmlType::Q8_0: return kernels::act_quantize_fn(type)(x, row, n);
     default: return quant::traits(type).from_float(x, row, n);
   }
@@ -93,10 +106,12 @@ void Compute::attention(int il, const float* q, const float* k, const float* v, 
   const kernels::AttnSpan* spans = batch_.layer_spans ? batch_.layer_spans[il] : batch_.spans;
   const int64_t wk = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_k;
   const int64_t wv = static_cast<int64_t>(shape.n_head_kv) * shape.head_dim_v;
-  for (int64_t t = 0; t < n(); ++t) {
-    store_row(kv.type_k, k + t * wk, kv.k + static_cast<int64_t>(cells[t]) * kv.k_stride, wk);
-    store_row(kv.type_v, v + t * wv, kv.v + static_cast<int64_t>(cells[t]) * kv.v_stride, wv);
-  }
+  rows_parallel(n(), wk + wv, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      store_row(kv.type_k, k + t * wk, kv.k + static_cast<int64_t>(cells[t]) * kv.k_stride, wk);
+      store_row(kv.type_v, v + t * wv, kv.v + static_cast<int64_t>(cells[t]) * kv.v_stride, wv);
+    }
+  });
   attend(kv, spans, q, shape, out);
 }
 
@@ -119,7 +134,9 @@ void Compute::attend(const KvLayer& kv, const kernels::AttnSpan* spans, const fl
 
 void Compute::add(float* x, const float* y, int64_t width, int64_t rows) {
   if (rows < 0) rows = n();
-  kernels::add_inplace(x, y, width * rows);
+  rows_parallel(rows, width, [&](int64_t r0, int64_t r1) {
+    kernels::add_inplace(x + r0 * width, y + r0 * width, (r1 - r0) * width);
+  });
 }
 
 void Compute::swiglu_ffn(const float* h, const kernels::MatrixView& gate, const kernels::MatrixView& up,

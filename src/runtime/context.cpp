@@ -286,7 +286,7 @@ uint64_t matmul_scratch_bytes(const kernels::MatmulScratch& m) {
 
 uint64_t Context::compute_bytes() const {
   const model::Scratch& s = state_.scratch;
-  uint64_t n = capacity_bytes(logits_) + capacity_bytes(embd_) + capacity_bytes(logits_row_) + capacity_bytes(s.rope_cache) +
+  uint64_t n = capacity_bytes(logits_) + capacity_bytes(embd_) + capacity_bytes(logits_row_) +
                matmul_scratch_bytes(s.matmul) + capacity_bytes(s.moe.ids) + capacity_bytes(s.moe.weights) +
                capacity_bytes(s.moe.offsets) + capacity_bytes(s.moe.order) + capacity_bytes(s.moe_position) +
                capacity_bytes(s.moe_jobs);
