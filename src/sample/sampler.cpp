@@ -193,6 +193,16 @@ void Sampler::temperature(std::vector<Candidate>& c, float t) {
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) throw Error("cannot sample from an empty row of logits");
+  const bool penalties = !history_.empty() && (params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f ||
+                                               params_.presence_penalty != 0.0f);
+  if (params_.temp <= 0.0f && !grammar_active() && !penalties) {
+    // Greedy without grammar or penalties: the first largest logit, as the general path below
+    // picks it, without copying the vocabulary into candidates (~0.3 ms for 152k tokens).
+    const int32_t token = argmax(logits);
+    if (grammar_) advance_grammar(token);
+    accept(token);
+    return token;
+  }
   if (grammar_active()) {
     // The grammar first (llama.cpp's grammar sampler): only the tokens it allows stay candidates.
     grammar_->fill_allowed(allowed_);

@@ -53,6 +53,28 @@ TEST(Sampler, GreedyIsArgmax) {
   EXPECT_EQ(argmax(std::vector<float>{-3.0f, -2.0f, -2.5f}), 1);
 }
 
+// Greedy with penalties takes the general path (penalized candidates), greedy without them the
+// direct argmax: both pick the first largest (penalized) logit, step after step.
+TEST(Sampler, GreedyWithAndWithoutPenaltiesFollowsThePenalizedLogits) {
+  const std::vector<float> logits = {2.0f, 4.0f, 3.9f, -1.0f, 4.0f};
+  SamplerParams plain;
+  plain.temp = 0.0f;
+  Sampler a(plain);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(a.sample(logits), 1);  // ties: the lower id, every step
+  SamplerParams pen = plain;
+  pen.repeat_penalty = 1.1f;  // 4.0 / 1.1 = 3.64 once token 1 (then 4) is in the history
+  Sampler b(pen);
+  EXPECT_EQ(b.sample(logits), 1);
+  EXPECT_EQ(b.sample(logits), 4);  // token 1 penalized: the other 4.0
+  EXPECT_EQ(b.sample(logits), 2);  // both penalized: 3.9 is the largest
+  pen.repeat_penalty = 1.0f;
+  pen.presence_penalty = 0.5f;
+  Sampler c(pen);
+  EXPECT_EQ(c.sample(logits), 1);
+  EXPECT_EQ(c.sample(logits), 4);
+  EXPECT_EQ(c.sample(logits), 2);  // 3.9 > 4.0 - 0.5
+}
+
 TEST(Sampler, SameSeedSameTokensDifferentSeedDifferentTokens) {
   std::vector<float> logits(50);
   for (size_t i = 0; i < logits.size(); ++i) logits[i] = static_cast<float>(std::sin(i * 1.3)) * 2.0f;
