@@ -11,6 +11,7 @@
 // loader does on a CPU path with lane-layout kernels; /x16: into the x16 layout (16 rows
 // interleaved), as it does for Q4_K and Q6_K where the path has x16 kernels.
 // Names: BM_Gemv/<type>/<l2|l2wide|dram|dram/t2|big/t2>[/rows:N][/lanes|/x16]. Compare e.g. `hearth_bench --benchmark_filter=Gemv`.
+// BM_GemvChain/<Q4_K|Q6_K>/rows:<1|4>: a decode step's sequence of FFN matrices (below).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -77,7 +78,60 @@ void BM_Gemv(benchmark::State& state, GgmlType type, int64_t n_out, int64_t n_in
   state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(w.size()));
 }
 
+// A decode step's pattern: many matrices of qwen3-1.7b's FFN shapes (gate and up 6144 x 2048,
+// down 2048 x 6144), 84 of them (28 layers, ~600 MB in Q4_K), each product a parallel region
+// of its own on 2 threads, so every matrix comes from DRAM and each thread's share starts cold.
+void BM_GemvChain(benchmark::State& state, GgmlType type, int64_t n_rows) {
+  const auto& tr = hearth::quant::traits(type);
+  constexpr int kLayers = 28;
+  constexpr int64_t kD = 2048, kF = 6144;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> src(static_cast<size_t>(kF));
+  // One quantized row of each width, repeated (quantizing every row would take minutes).
+  std::vector<uint8_t> row_d(hearth::quant::row_size(type, kD)), row_f(hearth::quant::row_size(type, kF));
+  for (float& v : src) v = dist(rng);
+  tr.from_float(src.data(), row_d.data(), kD);
+  tr.from_float(src.data(), row_f.data(), kF);
+  struct M {
+    std::vector<uint8_t> bytes;
+    hearth::kernels::MatrixView view;
+  };
+  std::vector<M> ms(3 * kLayers);
+  for (size_t i = 0; i < ms.size(); ++i) {
+    const bool down = i % 3 == 2;
+    const int64_t n_in = down ? kF : kD, n_out = down ? kD : kF;
+    const std::vector<uint8_t>& row = down ? row_f : row_d;
+    ms[i].bytes.resize(row.size() * static_cast<size_t>(n_out));
+    for (int64_t r = 0; r < n_out; ++r) std::memcpy(ms[i].bytes.data() + r * row.size(), row.data(), row.size());
+    ms[i].view = {type, n_in, n_out, ms[i].bytes.data(), row.size()};
+    if (hearth::kernels::gemm::prefers_x16_layout(type, n_in, n_out)) {
+      for (int64_t r = 0; r < n_out; r += hearth::kernels::gemm::kX16Rows)
+        hearth::kernels::gemm::to_x16(type, ms[i].view.row(r), ms[i].bytes.data() + r * row.size(), n_in);
+      ms[i].view.layout = hearth::kernels::WeightLayout::x16;
+    }
+  }
+  std::vector<float> x(static_cast<size_t>(kF * n_rows)), y(static_cast<size_t>(kF * n_rows));
+  for (float& v : x) v = dist(rng);
+  const hearth::kernels::ThreadPool pool(2);
+  hearth::kernels::MatmulScratch scratch;
+  int64_t bytes = 0;
+  for (const M& m : ms) bytes += static_cast<int64_t>(m.bytes.size());
+  for (auto _ : state) {
+    for (const M& m : ms) hearth::kernels::matmul(m.view, x.data(), n_rows, y.data(), m.view.n_out, pool, scratch);
+    benchmark::ClobberMemory();
+  }
+  state.SetBytesProcessed(state.iterations() * bytes);
+}
+
 const bool kRegistered = [] {
+  for (const GgmlType t : {GgmlType::Q4_K, GgmlType::Q6_K})
+    for (const int64_t rows : {1, 4})
+      benchmark::RegisterBenchmark(
+          ("BM_GemvChain/" + std::string(hearth::quant::type_name(t)) + "/rows:" + std::to_string(rows)).c_str(),
+          BM_GemvChain, t, rows)
+          ->MinTime(2.0)
+          ->UseRealTime();
   const GgmlType types[] = {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q8_0, GgmlType::IQ4_XS};
   for (GgmlType t : types) {
     const std::string name = std::string("BM_Gemv/") + std::string(hearth::quant::type_name(t));
