@@ -87,8 +87,11 @@ void read_options(const json& o, JobSpec& job) {
   if (auto v = opt("frequency_penalty", false)) s.frequency_penalty = static_cast<float>(*v);
   if (auto v = opt("seed", true); v && *v >= 0) s.seed = static_cast<uint64_t>(*v);
   if (auto v = opt("num_predict", true)) job.max_tokens = *v < 0 ? -1 : static_cast<int32_t>(*v);
-  opt("num_ctx", true);     // the context is the server's -c (one KV pool for every request)
-  opt("num_thread", true);  // threads are the server's -t
+  if (auto v = opt("num_ctx", true)) {
+    if (*v < 1) throw ApiError(400, "invalid_request_error", "", "option \"num_ctx\" must be at least 1", "num_ctx");
+    job.n_ctx = *v >= static_cast<double>(UINT32_MAX) ? UINT32_MAX : static_cast<uint32_t>(*v);
+  }
+  opt("num_thread", true);  // one batch for all slots, computed by the server's -t threads
   if (auto it = o.find("stop"); it != o.end() && !it->is_null()) {
     if (it->is_string()) job.stop = {it->get<std::string>()};
     else if (it->is_array()) {
@@ -363,7 +366,9 @@ PreparedJob prepare_job(const JobSpec& job, const LoadedModel& lm) {
   }
   if (sp.request.prompt.empty()) throw bad_request("the prompt has no tokens", job.chat ? "messages" : "prompt");
   out.n_prompt = sp.request.prompt.size();
-  if (out.n_prompt >= lm.params.n_ctx) throw context_overflow(static_cast<uint32_t>(out.n_prompt), lm.params.n_ctx);
+  sp.request.n_ctx = job.n_ctx;
+  const uint32_t n_ctx = request_n_ctx(sp.request, lm.params);
+  if (out.n_prompt >= n_ctx) throw context_overflow(static_cast<uint32_t>(out.n_prompt), n_ctx);
   sp.request.sampling = job.sampling;
   try {
     sp.request.sampling.validate();

@@ -52,6 +52,7 @@ struct JobSpec {
   ojson template_kwargs = ojson::object();
   sample::SamplerParams sampling;
   int32_t max_tokens = -1;
+  uint32_t n_ctx = 0;  ///< Ollama options.num_ctx (0: the server's -c; larger values are capped to it)
   std::vector<std::string> stop;
   int n = 1;
   bool logprobs = false;
@@ -67,7 +68,9 @@ struct JobSpec {
 /// Sampler options of both APIs from an object of llama.cpp/Ollama names (temperature, top_k,
 /// top_p, min_p, repeat_penalty, repeat_last_n, presence_penalty, frequency_penalty, seed,
 /// num_predict, stop, num_ctx, num_thread are read; unknown names are ignored). Wrong types → 400
-/// `option "top_k" must be of type integer`.
+/// `option "top_k" must be of type integer`; num_ctx below 1 → 400. num_ctx limits the request's
+/// context to at most the server's -c; num_thread is checked and not applied (the slots share
+/// one batch computed by the server's -t threads).
 void read_options(const nlohmann::json& options, JobSpec& job);
 
 /// The number at `key` of `obj` as an int (integers written as floats accepted), or nullopt when

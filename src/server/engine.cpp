@@ -93,6 +93,10 @@ double log_sum_exp(std::span<const float> logits) {
 
 }  // namespace
 
+uint32_t request_n_ctx(const GenerationRequest& request, const EngineParams& params) {
+  return request.n_ctx == 0 ? params.n_ctx : std::min(request.n_ctx, params.n_ctx);
+}
+
 ContextOverflowError::ContextOverflowError(uint32_t n_prompt_, uint32_t n_ctx_)
     : Error("the prompt has " + std::to_string(n_prompt_) + " tokens, which does not fit in the context of " +
             std::to_string(n_ctx_) + " tokens per request"),
@@ -515,7 +519,7 @@ void Engine::Impl::on_logits(Slot& s, std::span<const float> logits) {
   if (ev.eog)
     end = FinishReason::Stop;
   else if ((req.max_tokens >= 0 && s.comp.generated_tokens >= static_cast<uint32_t>(req.max_tokens)) ||
-           s.cache.size() + 1 >= params.n_ctx)
+           s.cache.size() + 1 >= request_n_ctx(req, params))
     end = FinishReason::Length;  // the request has used max_tokens, or n_ctx tokens
   if (!ev.eog) {
     try {
@@ -619,8 +623,8 @@ std::shared_ptr<RequestHandle> Engine::submit(GenerationRequest request) {
   request.sampling.validate();
   if (request.top_logprobs < 0 || request.top_logprobs > 20)
     throw Error("top_logprobs = " + std::to_string(request.top_logprobs) + " is out of range (0 .. 20)");
-  if (request.prompt.size() >= impl_->params.n_ctx)
-    throw ContextOverflowError(static_cast<uint32_t>(request.prompt.size()), impl_->params.n_ctx);
+  const uint32_t n_ctx = request_n_ctx(request, impl_->params);
+  if (request.prompt.size() >= n_ctx) throw ContextOverflowError(static_cast<uint32_t>(request.prompt.size()), n_ctx);
   auto r = std::make_shared<Request>(std::move(request), impl_->signal);
   std::lock_guard<std::mutex> lock(impl_->signal->mu);
   if (!impl_->accepting) throw ShuttingDownError("the server is shutting down");

@@ -86,6 +86,9 @@ struct GenerationRequest {
   /// tool_choice "auto", chat::build_tool_grammar).
   std::vector<sample::GrammarTrigger> grammar_triggers;
   int32_t max_tokens = -1;   ///< < 0: until end of generation or the request's n_ctx is full
+  /// Tokens this request may use (prompt and output; Ollama's options.num_ctx): 0 for the
+  /// engine's n_ctx, else the smaller of the two (the KV pool is sized by the engine's).
+  uint32_t n_ctx = 0;
   bool want_logprobs = false;
   int32_t top_logprobs = 0;  ///< 0 .. 20, with want_logprobs
   bool ignore_eos = false;   ///< end-of-generation tokens are sampled like any other
@@ -103,6 +106,10 @@ class QueueFullError : public Error {
  public:
   using Error::Error;
 };
+
+/// The context one request may use: its n_ctx where set and smaller than the engine's, else
+/// the engine's n_ctx, tokens.
+uint32_t request_n_ctx(const GenerationRequest& request, const EngineParams& params);
 
 /// The prompt does not fit in n_ctx (HTTP 400). The message says both numbers.
 class ContextOverflowError : public Error {

@@ -608,6 +608,40 @@ TEST(Engine, SubmitRejectsBadRequests) {
   EXPECT_EQ(d.generated_tokens, 1u);
 }
 
+// A request's own n_ctx (Ollama num_ctx) below the engine's: its prompt is checked against it
+// and its generation ends there; above the engine's, the engine's applies.
+TEST(Engine, RequestContextSmallerThanTheEnginesLimitsThatRequest) {
+  const auto m = default_model();
+  Engine engine(m, engine_params(1, 32));
+  Collector c;
+  {
+    GenerationRequest r = request(random_prompt(*m, 12, 1), -1, c);
+    r.n_ctx = 12;
+    try {
+      engine.submit(std::move(r));
+      FAIL() << "no ContextOverflowError";
+    } catch (const ContextOverflowError& e) {
+      EXPECT_EQ(e.n_prompt, 12u);
+      EXPECT_EQ(e.n_ctx, 12u);
+    }
+  }
+  GenerationRequest r = request(random_prompt(*m, 10, 1), -1, c);
+  r.n_ctx = 16;
+  r.ignore_eos = true;
+  engine.submit(std::move(r));
+  Completion d = c.wait();
+  EXPECT_EQ(d.reason, FinishReason::Length);
+  EXPECT_EQ(d.generated_tokens, 6u);  // 10 + 6 = 16 tokens
+  Collector c2;
+  r = request(random_prompt(*m, 10, 1), -1, c2);
+  r.n_ctx = 1000;  // capped to the engine's 32
+  r.ignore_eos = true;
+  engine.submit(std::move(r));
+  d = c2.wait();
+  EXPECT_EQ(d.reason, FinishReason::Length);
+  EXPECT_EQ(d.generated_tokens, 22u);
+}
+
 TEST(Engine, BadSettings) {
   const auto m = default_model();
   EXPECT_THROW(Engine(m, engine_params(0)), Error);

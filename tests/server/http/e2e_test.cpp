@@ -156,6 +156,18 @@ TEST(HearthServe, ContextOverflowStopAndDisconnect) {
   auto r = s.post("/v1/chat/completions", chat(text));
   ASSERT_EQ(r->status, 400) << r->body;
   EXPECT_NE(r->body.find("maximum context length is 64 tokens"), std::string::npos);
+  // Ollama's num_ctx below -c is the request's context: a prompt that fits -c but not it is a
+  // 400 with its numbers, and generation ends when prompt + output reach it.
+  r = s.post("/api/generate", {{"model", "hearth-kjv"}, {"prompt", "and the earth and the earth and the earth"},
+                               {"stream", false}, {"options", {{"num_ctx", 4}}}});
+  ASSERT_EQ(r->status, 400) << r->body;
+  EXPECT_NE(r->body.find("maximum context length is 4 tokens"), std::string::npos) << r->body;
+  r = s.post("/api/generate", {{"model", "hearth-kjv"}, {"prompt", "God"}, {"raw", true}, {"stream", false},
+                               {"options", {{"num_ctx", 6}, {"temperature", 0}}}});
+  ASSERT_EQ(r->status, 200) << r->body;
+  const json g = json::parse(r->body);
+  EXPECT_EQ(g["done_reason"], "length") << r->body;
+  EXPECT_EQ(g["prompt_eval_count"].get<int>() + g["eval_count"].get<int>(), 6) << r->body;
   // Logprobs shape from the real engine.
   r = s.post("/v1/chat/completions", chat("God", {{"logprobs", true}, {"top_logprobs", 3}, {"max_tokens", 4}}));
   const json lp = json::parse(r->body)["choices"][0]["logprobs"]["content"];

@@ -186,6 +186,18 @@ TEST(OllamaParse, OptionsThinkFormat) {
   EXPECT_EQ(j.thinking, chat::Thinking::On);
   EXPECT_TRUE(j.json_object);
   EXPECT_EQ(j.keep_alive_ms, 60000);
+  EXPECT_EQ(j.n_ctx, 2048u);
+  EXPECT_EQ(ollama::parse_chat(json::parse(R"({"model":"m","options":{"num_ctx":1e12}})")).n_ctx, UINT32_MAX);
+  EXPECT_EQ(ollama::parse_chat(json::parse(R"({"model":"m"})")).n_ctx, 0u);  // the server's -c
+  for (const char* bad : {R"({"model":"m","options":{"num_ctx":0}})", R"({"model":"m","options":{"num_ctx":-5}})"}) {
+    try {
+      ollama::parse_chat(json::parse(bad));
+      FAIL() << bad;
+    } catch (const ApiError& e) {
+      EXPECT_EQ(e.status, 400);
+      EXPECT_STREQ(e.what(), "option \"num_ctx\" must be at least 1");
+    }
+  }
   try {
     ollama::parse_chat(json::parse(R"({"model":"m","options":{"top_k":"many"}})"));
     FAIL();
