@@ -172,12 +172,16 @@ void attention_job(const AttnJob& job);
 void flash_job(const AttnJob& job);
 /// attention_exp_f32 of this path.
 void exp_f32(const float* x, float* y, int64_t n);
+/// swiglu_path (kernels/ops.h) of this path, with its exponential.
+void swiglu_f32(const float* gate, const float* up, float* out, int64_t n);
 }  // namespace avx2
 namespace avx512 {
 /// Runs one job (head dims multiples of 8). Needs cpu_supports(CpuPath::avx512).
 void attention_job(const AttnJob& job);
 /// attention_exp_f32 of this path.
 void exp_f32(const float* x, float* y, int64_t n);
+/// swiglu_path (kernels/ops.h) of this path, with its exponential.
+void swiglu_f32(const float* gate, const float* up, float* out, int64_t n);
 }  // namespace avx512
 #endif
 

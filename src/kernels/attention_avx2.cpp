@@ -1125,6 +1125,28 @@ void exp_f32(const float* x, float* y, int64_t n) {
   }
 }
 
+namespace {
+/// g / (1 + e^-g) · u, the scalar reference's steps in its order.
+inline __m256 silu_mul(__m256 g, __m256 u) {
+  const __m256 e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g));
+  return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), u);
+}
+}  // namespace
+
+void swiglu_f32(const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(out + i, silu_mul(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  if (i < n) {
+    alignas(32) float g[8] = {}, u[8] = {};
+    for (int64_t k = i; k < n; ++k) {
+      g[k - i] = gate[k];
+      u[k - i] = up[k];
+    }
+    _mm256_store_ps(g, silu_mul(_mm256_load_ps(g), _mm256_load_ps(u)));
+    for (int64_t k = i; k < n; ++k) out[k] = g[k - i];
+  }
+}
+
 }  // namespace hearth::kernels::avx2
 
 #if defined(__clang__)

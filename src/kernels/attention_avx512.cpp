@@ -539,6 +539,23 @@ void exp_f32(const float* x, float* y, int64_t n) {
   }
 }
 
+namespace {
+/// g / (1 + e^-g) · u, the scalar reference's steps in its order.
+inline __m512 silu_mul(__m512 g, __m512 u) {
+  const __m512 e = exp_ps(_mm512_sub_ps(_mm512_setzero_ps(), g));
+  return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+}  // namespace
+
+void swiglu_f32(const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, silu_mul(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+  if (i < n) {
+    const __mmask16 m = first_lanes(static_cast<int>(n - i));
+    _mm512_mask_storeu_ps(out + i, m, silu_mul(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
 }  // namespace hearth::kernels::avx512
 
 #if defined(__clang__)

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "hearth/error.h"
+#include "kernels/attention.h"
 #include "quant/fp16.h"
 
 namespace hearth::kernels {
@@ -24,11 +26,28 @@ void add_inplace(float* y, const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += x[i];
 }
 
-void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+namespace {
+void swiglu_on(CpuPath path, const float* gate, const float* up, float* out, int64_t n) {
+#if defined(__x86_64__)
+  if (path == CpuPath::avx512) return avx512::swiglu_f32(gate, up, out, n);
+  if (path == CpuPath::avx2) return avx2::swiglu_f32(gate, up, out, n);
+#endif
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
     out[i] = g / (1.0f + std::exp(-g)) * up[i];
   }
+}
+}  // namespace
+
+void swiglu_path(CpuPath path, const float* gate, const float* up, float* out, int64_t n) {
+  if (!cpu_supports(path))
+    throw Error(std::string("this CPU cannot run the ") + cpu_path_name(path) + " kernels (it has: " +
+                cpu_feature_names(cpu_features()) + ")");
+  swiglu_on(path, gate, up, out, n);
+}
+
+void swiglu(const float* gate, const float* up, float* out, int64_t n) {
+  swiglu_on(active_cpu_path(), gate, up, out, n);
 }
 
 namespace {

@@ -5,6 +5,8 @@
 
 #include <cstdint>
 
+#include "kernels/cpu.h"
+
 namespace hearth::kernels {
 
 /// RMSNorm: y[i] = x[i] / sqrt(mean_j x[j]² + eps) · w[i] over `n` elements (w may be
@@ -15,8 +17,15 @@ void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps);
 /// y[i] += x[i] for i < n.
 void add_inplace(float* y, const float* x, int64_t n);
 
-/// out[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + e^-x) (SwiGLU, §1.2). May alias.
+/// out[i] = silu(gate[i]) · up[i], silu(x) = x / (1 + e^-x) (SwiGLU, §1.2), on the active CPU
+/// path (swiglu_path). May alias.
 void swiglu(const float* gate, const float* up, float* out, int64_t n);
+
+/// swiglu on `path`: the scalar reference takes e^-x from std::exp; the AVX2 and AVX-512 kernels
+/// from the vector exponential of attention_exp_f32 (within 1 ulp of std::exp) with the same
+/// division and product after it, so they differ from the scalar by a few ulp at most (tested
+/// in ops_test.cpp). Throws Error if this CPU cannot run `path`.
+void swiglu_path(CpuPath path, const float* gate, const float* up, float* out, int64_t n);
 
 /// GELU with the tanh approximation (§1.1), as ggml's CPU backend evaluates it (GGML_GELU_FP16):
 /// y = 0 for x <= -10 and y = x for x >= 10; otherwise x is rounded to F16, gelu of that value
