@@ -9,6 +9,9 @@
 // one BOS when the vocabulary adds it) and one "tgN" test per non-zero -n value (N tokens
 // generated one at a time from an empty cache). Each test runs one untimed warm-up (the whole
 // prompt, resp. one generated token), then -r timed repetitions, each from a cleared KV cache.
+// --parallel N (not in llama-bench; llama-batched-bench's -npl): the tg tests generate N
+// sequences at once, one token of each per step, as `hearth serve --parallel N` decodes its
+// slots; t/s counts the tokens of all N.
 // --bandwidth runs the memory-bandwidth probe (runtime/bandwidth.h) instead.
 #include <sys/resource.h>
 
@@ -206,15 +209,14 @@ void run_prompt(runtime::Context& ctx, int n_prompt, int n_batch, TokenSource& s
   }
 }
 
-// llama-bench's test_gen(): n_gen single-token decodes at positions 0, 1, ...
-void run_gen(runtime::Context& ctx, int n_gen, TokenSource& src) {
+// llama-bench's test_gen(): n_gen single-token decodes at positions 0, 1, ...; with n_parallel
+// sequences, each step decodes one token of each (sequence ids 0 .. n_parallel-1).
+void run_gen(runtime::Context& ctx, int n_gen, int n_parallel, TokenSource& src) {
   runtime::Batch batch;
-  int32_t tok = src.bos ? *src.bos : src.next();
   for (int i = 0; i < n_gen; ++i) {
     batch.clear();
-    batch.add(tok, i, 0, true);
+    for (int s = 0; s < n_parallel; ++s) batch.add(i == 0 && src.bos ? *src.bos : src.next(), i, s, true);
     ctx.decode(batch);
-    tok = src.next();
   }
 }
 
@@ -224,10 +226,11 @@ struct Test {
   quant::GgmlType type_k = quant::GgmlType::F16, type_v = quant::GgmlType::F16;
   bool flash_attn = false;
   int n_prompt = 0, n_gen = 0;
+  int n_parallel = 1;     // sequences generated together (tg tests)
   std::string test_time;  // RFC 3339, UTC, when the test started
   std::vector<uint64_t> samples_ns;
 
-  int n_tokens() const { return n_prompt + n_gen; }
+  int n_tokens() const { return n_prompt + n_gen * n_parallel; }
   std::string name() const {
     if (n_gen == 0) return "pp" + std::to_string(n_prompt);
     if (n_prompt == 0) return "tg" + std::to_string(n_gen);
@@ -308,13 +311,15 @@ struct Column {
   int width;  // printf width; negative: left-aligned (text)
 };
 
-std::vector<Column> md_columns(bool show_batch, bool show_ubatch, bool show_type_k, bool show_type_v, bool show_fa) {
+std::vector<Column> md_columns(bool show_batch, bool show_ubatch, bool show_type_k, bool show_type_v, bool show_fa,
+                               bool show_parallel) {
   std::vector<Column> c = {{"model", -30}, {"size", 10}, {"params", 10}, {"backend", -10}, {"threads", 7}};
   if (show_batch) c.push_back({"n_batch", 7});
   if (show_ubatch) c.push_back({"n_ubatch", 8});
   if (show_type_k) c.push_back({"type_k", -6});
   if (show_type_v) c.push_back({"type_v", -6});
   if (show_fa) c.push_back({"fa", 2});
+  if (show_parallel) c.push_back({"n_parallel", 10});
   c.push_back({"test", 15});
   c.push_back({"t/s", 20});
   return c;
@@ -377,6 +382,8 @@ void print_md_row(const std::vector<Column>& cols, const Test& t, const std::str
       v = runtime::kv_cache_type_name(t.type_v);
     } else if (c.name == "fa") {
       v = t.flash_attn ? "1" : "0";
+    } else if (c.name == "n_parallel") {
+      v = std::to_string(t.n_parallel);
     } else if (c.name == "test") {
       v = t.name();
     } else if (c.name == "t/s") {
@@ -397,7 +404,7 @@ struct Opts {
   std::string model;
   std::string n_prompt = "512", n_gen = "128", threads, n_batch = std::to_string(kDefaultBatch),
               n_ubatch = std::to_string(kDefaultUbatch), output = "md", bytes;
-  std::string type_k = "f16", type_v = "f16", flash_attn = "0";
+  std::string type_k = "f16", type_v = "f16", flash_attn = "0", parallel = "1";
   int reps = 5;
   std::string reps_text;
   int64_t seed = 1;
@@ -437,6 +444,11 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
   const std::vector<int> ubatches = parse_bounded_list("-ub", o.n_ubatch, 1, "micro-batch size n_ubatch");
   const std::vector<quant::GgmlType> types_k = parse_cache_types("-ctk", o.type_k);
   const std::vector<quant::GgmlType> types_v = parse_cache_types("-ctv", o.type_v);
+  const std::vector<int> parallel = parse_bounded_list("--parallel", o.parallel, 1, "number of sequences");
+  for (int n : parallel)
+    if (n > static_cast<int>(runtime::kMaxSequences))
+      throw Error("--parallel: " + std::to_string(n) + " sequences are more than a context holds (" +
+                  std::to_string(runtime::kMaxSequences) + ")");
   std::vector<bool> flash;
   for (int f : parse_bounded_list("-fa", o.flash_attn, 0, "flash attention switch (0 or 1)")) {
     if (f > 1) throw Error("-fa: '" + std::to_string(f) + "' is not 0 or 1");
@@ -477,20 +489,23 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
               // -fa 0,1 with such a type: run it once, as -fa 1.
               if (fa_used && !fa && std::find(flash.begin(), flash.end(), true) != flash.end()) continue;
               for (int p : prompts)
-                if (p > 0) plan.push_back(Test{nb, nub, nt, tk, tv, fa_used, p, 0, "", {}});
+                if (p > 0) plan.push_back(Test{nb, nub, nt, tk, tv, fa_used, p, 0, 1, "", {}});
               for (int n : gens)
-                if (n > 0) plan.push_back(Test{nb, nub, nt, tk, tv, fa_used, 0, n, "", {}});
+                for (int np : parallel)
+                  if (n > 0) plan.push_back(Test{nb, nub, nt, tk, tv, fa_used, 0, n, np, "", {}});
             }
 
   const std::vector<Column> cols =
       md_columns(batches != std::vector<int>{kDefaultBatch}, ubatches != std::vector<int>{kDefaultUbatch},
                  types_k != std::vector<quant::GgmlType>{quant::GgmlType::F16},
-                 types_v != std::vector<quant::GgmlType>{quant::GgmlType::F16}, flash != std::vector<bool>{false});
+                 types_v != std::vector<quant::GgmlType>{quant::GgmlType::F16}, flash != std::vector<bool>{false},
+                 parallel != std::vector<int>{1});
   if (!json) print_md_header(cols);
 
   for (Test& t : plan) {
     runtime::ContextParams cp;
-    cp.n_ctx = static_cast<uint32_t>(t.n_prompt + t.n_gen);
+    cp.n_ctx = static_cast<uint32_t>(t.n_tokens());
+    cp.n_seq_max = static_cast<uint32_t>(t.n_parallel);
     cp.n_ubatch = static_cast<uint32_t>(std::min(t.n_ubatch, t.n_batch));  // llama.cpp: n_ubatch <= n_batch
     cp.n_threads = t.n_threads;
     cp.type_k = t.type_k;
@@ -502,14 +517,14 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
       if (t.n_prompt > 0) run_prompt(ctx, t.n_prompt, t.n_batch, src);
       if (t.n_gen > 0) {
         ctx.kv_cache().clear();
-        run_gen(ctx, 1, src);
+        run_gen(ctx, 1, t.n_parallel, src);
       }
     }
     for (int i = 0; i < o.reps; ++i) {
       ctx.kv_cache().clear();
       const uint64_t t0 = now_ns();
       if (t.n_prompt > 0) run_prompt(ctx, t.n_prompt, t.n_batch, src);
-      if (t.n_gen > 0) run_gen(ctx, t.n_gen, src);
+      if (t.n_gen > 0) run_gen(ctx, t.n_gen, t.n_parallel, src);
       t.samples_ns.push_back(std::max<uint64_t>(1, now_ns() - t0));
     }
     if (!json) print_md_row(cols, t, desc, size_bytes, n_params);
@@ -540,6 +555,7 @@ int run_bench(const Opts& o, const std::vector<int>& threads, bool json) {
     j["n_prompt"] = t.n_prompt;
     j["n_gen"] = t.n_gen;
     j["n_depth"] = 0;
+    j["n_parallel"] = t.n_parallel;  // not llama-bench's: sequences of a tg test (avg_ts counts all)
     j["test_time"] = t.test_time;
     j["avg_ns"] = avg_ns(t);
     j["stddev_ns"] = stddev_ns(t);
@@ -576,6 +592,9 @@ void register_bench(CLI::App& app) {
   sub->add_option("--flash-attn", o->flash_attn,
                   "flash attention, comma-separated 0/1 (also -fa; types other than f16 always use it)")
       ->default_val("0");
+  sub->add_option("--parallel", o->parallel,
+                  "sequences generated together in the tg tests, comma-separated (t/s counts all of them)")
+      ->default_val("1");
   sub->add_option("-o,--output", o->output, "output format: md (table) or json")->default_val("md");
   sub->add_option("-s,--seed", o->seed, "seed of the random token ids")->default_val(1);
   sub->add_flag("--no-warmup", o->no_warmup, "skip the warm-up run before each test");

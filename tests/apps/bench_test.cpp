@@ -83,16 +83,18 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 // Checks one llama-bench JSON object: its test, sample count and the statistics derived from
 // samples_ns exactly as llama-bench derives them.
-void expect_consistent_test(const nlohmann::json& t, int n_prompt, int n_gen, int n_threads, int reps) {
+void expect_consistent_test(const nlohmann::json& t, int n_prompt, int n_gen, int n_threads, int reps,
+                            int n_parallel = 1) {
   SCOPED_TRACE(t.dump());
   EXPECT_EQ(t["n_prompt"].get<int>(), n_prompt);
   EXPECT_EQ(t["n_gen"].get<int>(), n_gen);
+  EXPECT_EQ(t["n_parallel"].get<int>(), n_parallel);
   EXPECT_EQ(t["n_threads"].get<int>(), n_threads);
   const auto ns = t["samples_ns"].get<std::vector<uint64_t>>();
   const auto ts = t["samples_ts"].get<std::vector<double>>();
   ASSERT_EQ(ns.size(), static_cast<size_t>(reps));
   ASSERT_EQ(ts.size(), static_cast<size_t>(reps));
-  const double n_tokens = n_prompt + n_gen;
+  const double n_tokens = n_prompt + n_gen * n_parallel;  // a tg test's t/s counts every sequence's tokens
   uint64_t sum_ns = 0;
   double sum_ts = 0;
   for (size_t i = 0; i < ns.size(); ++i) {
@@ -222,6 +224,28 @@ TEST(Bench, CacheTypesAreReportedAndUsed) {
   EXPECT_NE(lines[2].find("| f16    |  0 |"), std::string::npos) << lines[2];
   EXPECT_NE(lines[3].find("| f16    |  1 |"), std::string::npos) << lines[3];
   EXPECT_NE(lines[4].find("| q8_0   |  1 |"), std::string::npos) << lines[4];
+}
+
+// --parallel N: the tg tests decode N sequences at once (the pp tests are unchanged), each its
+// own row; t/s counts the tokens of all of them, and the markdown table gets an n_parallel column.
+TEST(Bench, ParallelSequencesAreOneTestEachAndCountAllTokens) {
+  const Result r = hearth({"bench", "-m", kDemoModel, "-p", "8", "-n", "6", "-t", "1", "-r", "2", "--parallel", "1,3",
+                           "-o", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j.size(), 3u) << r.out;
+  expect_consistent_test(j[0], 8, 0, 1, 2);
+  expect_consistent_test(j[1], 0, 6, 1, 2);
+  expect_consistent_test(j[2], 0, 6, 1, 2, 3);
+  const Result m = hearth({"bench", "-m", kDemoModel, "-p", "0", "-n", "4", "-t", "1", "-r", "1", "--parallel", "2"});
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  const std::vector<std::string> lines = lines_of(m.out);
+  ASSERT_EQ(lines.size(), 3u) << m.out;
+  EXPECT_NE(lines[0].find("| n_parallel |"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[2].find("|          2 |             tg4 |"), std::string::npos) << lines[2];
+  expect_error(hearth({"bench", "-m", kDemoModel, "--parallel", "0"}), "--parallel: 0 is not a valid number of sequences");
+  expect_error(hearth({"bench", "-m", kDemoModel, "--parallel", "65"}),
+               "--parallel: 65 sequences are more than a context holds (64)");
 }
 
 TEST(Bench, BadValuesAreOneClearLine) {
