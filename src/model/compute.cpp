@@ -42,14 +42,10 @@ void Compute::embed(const kernels::MatrixView& table, float* x) {
 }
 
 void Compute::rows_parallel(int64_t rows, int64_t width, const std::function<void(int64_t, int64_t)>& fn) {
-  // Serial for one row (a single-token decode step: a thread barrier would cost more than the
-  // row); otherwise blocks of at least kRowsGrainElems elements per thread. Each row is computed
+  // Blocks of at least kRowsGrainElems elements: a single-token decode step's rows make one
+  // block, which parallel_for runs on the calling thread (no barrier). Each row is computed
   // alone, so the split does not change the result.
   constexpr int64_t kRowsGrainElems = 4096;
-  if (rows <= 1) {
-    fn(0, rows);
-    return;
-  }
   pool().parallel_for(rows, fn, std::max<int64_t>(1, kRowsGrainElems / std::max<int64_t>(1, width)));
 }
 

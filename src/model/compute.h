@@ -99,8 +99,8 @@ class Compute {
   /// x[t] += y[t] for `rows` rows of `width`.
   void add(float* x, const float* y, int64_t width, int64_t rows = -1);
 
-  /// fn(r0, r1) over blocks of [0, rows) of rows `width` floats wide: on the calling thread
-  /// for one row, otherwise split over the pool in blocks of at least 4096 elements. For the
+  /// fn(r0, r1) over blocks of [0, rows) of rows `width` floats wide, split over the pool in
+  /// blocks of at least 4096 elements (one block runs on the calling thread). For the
   /// row-wise steps between matmuls (norms, RoPE, KV stores, residual adds), which ran on one
   /// thread while the others waited: ~3.5% of a four-sequence decode step's samples.
   void rows_parallel(int64_t rows, int64_t width, const std::function<void(int64_t, int64_t)>& fn);
