@@ -8,6 +8,14 @@
 #include "hearth/error.h"
 
 namespace hearth::sample {
+namespace {
+
+/// Whether penalties with these settings change any logit (none do with an empty history).
+bool penalties_apply(const std::deque<int32_t>& history, float repeat, float frequency, float presence) {
+  return !history.empty() && (repeat != 1.0f || frequency != 0.0f || presence != 0.0f);
+}
+
+}  // namespace
 
 void SamplerParams::validate() const {
   auto bad = [](const std::string& what) { throw Error("invalid sampling parameter: " + what); };
@@ -130,7 +138,7 @@ bool Sampler::accept_generated(int32_t token) {
 
 void Sampler::apply_penalties(std::vector<Candidate>& c, const std::deque<int32_t>& history, float repeat,
                               float frequency, float presence) {
-  if (history.empty() || (repeat == 1.0f && frequency == 0.0f && presence == 0.0f)) return;
+  if (!penalties_apply(history, repeat, frequency, presence)) return;
   std::unordered_map<int32_t, int> count;
   for (int32_t t : history) ++count[t];
   for (Candidate& x : c) {
@@ -193,16 +201,18 @@ void Sampler::temperature(std::vector<Candidate>& c, float t) {
 
 int32_t Sampler::sample(std::span<const float> logits) {
   if (logits.empty()) throw Error("cannot sample from an empty row of logits");
-  const bool penalties = !history_.empty() && (params_.repeat_penalty != 1.0f || params_.frequency_penalty != 0.0f ||
-                                               params_.presence_penalty != 0.0f);
-  if (params_.temp <= 0.0f && !grammar_active() && !penalties) {
-    // Greedy without grammar or penalties: the first largest logit, as the general path below
-    // picks it, without copying the vocabulary into candidates (~0.3 ms for 152k tokens).
-    const int32_t token = argmax(logits);
-    if (grammar_) advance_grammar(token);
-    accept(token);
-    return token;
-  }
+  // Greedy without grammar or penalties: the first largest logit, as sample_candidates picks
+  // it, without copying the vocabulary into candidates (~0.3 ms for 152k tokens).
+  const bool direct = params_.temp <= 0.0f && !grammar_active() &&
+                      !penalties_apply(history_, params_.repeat_penalty, params_.frequency_penalty,
+                                       params_.presence_penalty);
+  const int32_t token = direct ? argmax(logits) : sample_candidates(logits);
+  if (grammar_) advance_grammar(token);
+  accept(token);
+  return token;
+}
+
+int32_t Sampler::sample_candidates(std::span<const float> logits) {
   if (grammar_active()) {
     // The grammar first (llama.cpp's grammar sampler): only the tokens it allows stay candidates.
     grammar_->fill_allowed(allowed_);
@@ -243,8 +253,6 @@ int32_t Sampler::sample(std::span<const float> logits) {
       }
     }
   }
-  if (grammar_) advance_grammar(token);
-  accept(token);
   return token;
 }
 

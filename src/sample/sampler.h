@@ -126,6 +126,9 @@ class Sampler {
   // Advances the grammar (or the trigger search) with a generated token; throws where sample()
   // documents it.
   void advance_grammar(int32_t token);
+  // sample()'s token from the candidate list (grammar, penalties, the filters, the draw); the
+  // grammar is not advanced and the token not accepted yet.
+  int32_t sample_candidates(std::span<const float> logits);
 
   std::optional<GrammarMatcher> grammar_;
   std::shared_ptr<const GrammarVocab> vocab_;
